@@ -1,0 +1,190 @@
+"""The ``genda`` command line: a thin layer over the Python API.
+
+Every option maps onto a config key (see ``genda train --help``); ``--config FILE`` and
+``--set section.key=value`` reach every key, so the CLI never lags behind the configs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from genda.engine.config import ConfigError, load_yaml, merge, parse_overrides
+
+
+def _common_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (each maps onto a config key)")
+    g.add_argument("--config", help="YAML file with sections method/data/train/hparams")
+    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key, e.g. --set hparams.lr=0.02 (repeatable)")
+    g.add_argument("--steps", type=int, help="train.steps: optimisation steps (overrides --epochs)")
+    g.add_argument("--epochs", type=float, help="train.epochs: passes over the source training set")
+    g.add_argument("--batch-size", type=int, help="train.batch_size")
+    g.add_argument("--size", type=int, help="data.size: image side after conversion")
+    g.add_argument("--channels", type=int, choices=[1, 3], help="data.channels: 1 grey, 3 RGB")
+    g.add_argument("--augment", choices=["none", "shift", "affine"], help="hparams.augment")
+    g.add_argument("--device", help="train.device: auto, cpu, cuda or mps")
+    g.add_argument("--devices", type=int, help="train.devices: data-parallel processes (DDP via Fabric)")
+    g.add_argument("--precision", help="train.precision: auto, 32-true, bf16-mixed, 16-mixed")
+    g.add_argument("--download", action="store_true", help="data.download: allow torchvision downloads")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge --config, the named options and --set (later wins) into one raw config dict."""
+    raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    named = {
+        ("train", "steps"): args.steps, ("train", "epochs"): args.epochs,
+        ("train", "batch_size"): args.batch_size, ("train", "device"): args.device,
+        ("train", "devices"): args.devices, ("train", "precision"): args.precision,
+        ("data", "size"): args.size, ("data", "channels"): args.channels,
+        ("hparams", "augment"): args.augment,
+        ("data", "download"): True if args.download else None,
+        ("train", "progress"): False if args.no_progress else None,
+    }
+    for (section, key), value in named.items():
+        if value is not None:
+            raw = merge(raw, {section: {key: value}})
+    return merge(raw, parse_overrides(args.set))
+
+
+def cmd_data_show(args: argparse.Namespace) -> None:
+    from genda.data.spec import load_dataset
+    from genda.viz import save_grid
+
+    ds = load_dataset(args.spec, download=args.download)
+    print(ds.describe())
+    out = Path(args.out) if args.out else Path(f"{ds.name}_samples.png")
+    save_grid(ds.train.images[: args.n], out, nrow=10)
+    print(f"sample grid: {out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from genda.engine.loop import resolve_config, train
+
+    raw = merge(_raw_config(args), {"method": args.method, "name": Path(args.out).name})
+    data = {"source": args.data} if args.data else {}
+    if args.target:
+        data["target"] = args.target
+    if args.attribute:
+        data["attribute"] = args.attribute
+    if args.seed is not None:
+        raw = merge(raw, {"train": {"seed": args.seed}})
+    cfg = resolve_config(merge(raw, {"data": data}))
+    metrics = train(cfg, args.out, resume=args.resume)
+    _print_metrics(metrics)
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    for k, v in metrics.items():
+        if isinstance(v, int | float | str) and not isinstance(v, bool):
+            print(f"{k}: {v}")
+
+
+def cmd_uda_table(args: argparse.Namespace) -> None:
+    from genda.engine.table import run_table
+
+    sources, targets = args.source.split(","), args.target.split(",")
+    if len(sources) != len(targets):
+        raise ConfigError("--source and --target must list the same number of data sets (zipped into pairs)")
+    seeds = [int(s) for s in str(args.seed).split(",")]
+    raw = _raw_config(args)
+    rows = run_table(list(zip(sources, targets, strict=True)), args.methods.split(","), seeds,
+                     Path(args.out), raw)
+    print((Path(args.out) / "table.md").read_text())
+    del rows
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from genda.report.build import build_report
+
+    md, html = build_report([Path(p) for p in args.runs], Path(args.out), title=args.title)
+    print(f"wrote {md} and {html}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from genda.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genda", description=__doc__.splitlines()[0] if __doc__ else "")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect data sets").add_subparsers(dest="data_cmd", required=True)
+    show = data.add_parser("show", help="print size, shape, class counts; save a sample grid")
+    show.add_argument("spec", help="data spec: digits, digits-m, syndigits, mnist:ROOT, usps:ROOT, "
+                                   "svhn:ROOT, celeba:ROOT, course:DIR, folder:DIR, mnistm:MNIST_ROOT,PHOTOS")
+    show.add_argument("--out", help="sample grid PNG (default <name>_samples.png)")
+    show.add_argument("--n", type=int, default=100, help="images in the grid")
+    show.add_argument("--download", action="store_true")
+    show.set_defaults(func=cmd_data_show)
+
+    tr = sub.add_parser("train", help="train one method into a run directory")
+    tr.add_argument("method", help="method name (see `genda methods`)")
+    tr.add_argument("--data", help="data.source: the (source) data spec")
+    tr.add_argument("--target", help="data.target: the target data spec (domain adaptation)")
+    tr.add_argument("--attribute", help="data.attribute: binary attribute used as label (faces)")
+    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--seed", type=int, help="train.seed")
+    tr.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    _common_train_args(tr)
+    tr.set_defaults(func=cmd_train)
+
+    uda = sub.add_parser("uda", help="domain adaptation").add_subparsers(dest="uda_cmd", required=True)
+    tab = uda.add_parser("table", help="train lower bound / methods / upper bound and write the table")
+    tab.add_argument("--source", required=True, help="source spec(s), comma-separated")
+    tab.add_argument("--target", required=True, help="target spec(s), comma-separated, zipped with --source")
+    tab.add_argument("--methods", default="source-only,dann,target-only")
+    tab.add_argument("--seed", default="0", help="seed or comma-separated seeds, e.g. 0,1,2")
+    tab.add_argument("--out", required=True, help="table directory (re-running resumes it)")
+    _common_train_args(tab)
+    tab.set_defaults(func=cmd_uda_table)
+
+    rep = sub.add_parser("report", help="write report.md + report.html from runs and tables")
+    rep.add_argument("runs", nargs="+", help="run directories, table directories or folders of them")
+    rep.add_argument("--out", required=True)
+    rep.add_argument("--title", default="genda report")
+    rep.set_defaults(func=cmd_report)
+
+    demo = sub.add_parser("demo", help="the main job on embedded data, ending with a report")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
+    demo.set_defaults(func=cmd_demo)
+
+    meth = sub.add_parser("methods", help="list methods and their hyper-parameters")
+    meth.set_defaults(func=cmd_methods)
+    return p
+
+
+def cmd_methods(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from genda.methods import get_method, method_names
+
+    for name in method_names():
+        cls = get_method(name)
+        print(f"{name} ({cls.kind})")
+        for f in dataclasses.fields(cls.Hparams):
+            extra = f"  choices: {', '.join(map(str, f.metadata['choices']))}" if "choices" in f.metadata else ""
+            print(f"    hparams.{f.name} = {f.default!r}{extra}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from genda.data.domain import DataError
+    from genda.engine.checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, DataError, CheckpointError) as e:
+        print(f"genda: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

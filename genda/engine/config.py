@@ -1,0 +1,194 @@
+"""Typed experiment configuration: dataclasses, YAML files and ``key=value`` overrides.
+
+Configs are plain dataclasses (nanoGPT style) so a reader sees every knob and its default
+in one place. Validation lives in :func:`from_dict`, which rejects unknown keys and
+invalid values with the valid choices listed, because a typo in a config should never
+silently train the wrong model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value is invalid; the message names the key and the valid choices."""
+
+
+def choice(default: Any, choices: list[Any], help: str = "") -> Any:
+    """A field restricted to ``choices``."""
+    return field(default=default, metadata={"choices": choices, "help": help})
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None, help: str = "") -> Any:
+    """A numeric field restricted to ``[lo, hi]``."""
+    return field(default=default, metadata={"min": lo, "max": hi, "help": help})
+
+
+@dataclass
+class DataConfig:
+    """Which data sets, and how to convert them for this experiment."""
+
+    source: str = "digits"
+    target: str = ""  # domain adaptation only: the unlabelled target domain
+    size: int = bounded(28, 8, 256, "image side in pixels after conversion")
+    channels: int = choice(1, [1, 3], "1 = grey, 3 = RGB; data sets are converted once")
+    augment: str = choice("none", ["none", "shift", "affine"], "batched augmentation on device")
+    attribute: str = ""  # attribute models: which binary attribute is the label (e.g. Smiling)
+    limit: int = bounded(0, 0, None, "use at most this many training images (0 = all)")
+    download: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """How long and where to train."""
+
+    steps: int = bounded(0, 0, None, "optimisation steps; 0 = derive from epochs")
+    epochs: float = bounded(10.0, 0.0, None, "passes over the source training set")
+    batch_size: int = bounded(128, 1, 65536)
+    seed: int = 0
+    device: str = choice("auto", ["auto", "cpu", "cuda", "mps"])
+    precision: str = choice("auto", ["auto", "32-true", "bf16-mixed", "16-mixed"],
+                            "auto = bf16-mixed on CUDA, 32-true elsewhere")
+    devices: int = bounded(1, 1, 1024, "data-parallel processes (Lightning Fabric DDP)")
+    num_nodes: int = bounded(1, 1, 4096)
+    deterministic: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    threads: int = bounded(0, 0, 256, "torch CPU threads; 0 = torch default")
+    log_every: int = bounded(50, 1, None)
+    eval_every: int = bounded(0, 0, None, "evaluate during training every N steps (0 = only at the end)")
+    ckpt_every: int = bounded(500, 0, None, "checkpoint every N steps (0 = only at the end)")
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    """One training run: a method, its hyper-parameters, the data and the schedule."""
+
+    method: str = "dann"
+    name: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check (and gently coerce: int->float, str->bool) ``value`` against annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, v = _type_ok(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        if isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return True, value.lower() in ("true", "1", "yes")
+        return False, value
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, value
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return False, value
+    if tp is str:
+        return (True, str(value)) if isinstance(value, str | int | float) else (False, value)
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        return isinstance(value, list | tuple), list(value)
+    if origin is dict or tp is dict:
+        return isinstance(value, dict), value
+    return True, value
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and invalid values."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key {where}{unknown[0]!r}; valid keys: "
+                          f"{', '.join(where + k for k in fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        key, tp = where + name, hints[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a mapping of {', '.join(f.name for f in dataclasses.fields(tp))}")
+            kwargs[name] = from_dict(tp, value, key + ".")
+            continue
+        ok, value = _type_ok(value, tp)
+        if not ok:
+            raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+        meta = fields[name].metadata
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"{key}: invalid value {value!r}; valid choices: "
+                              f"{', '.join(map(str, meta['choices']))}")
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise ConfigError(f"{key}: {value!r} is out of range {rng}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["train.lr=0.1", "hparams.beta=2"]`` into a nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``extra`` wins."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping with sections method/data/train/hparams")
+    return data
+
+
+def hparams_for(method_hparams_cls: type, values: dict[str, Any]) -> Any:
+    """Validate a method's ``hparams`` section against the method's own dataclass."""
+    return from_dict(method_hparams_cls, values, "hparams.")

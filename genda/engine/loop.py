@@ -1,0 +1,172 @@
+"""The one training loop every method runs through.
+
+data streams -> ``method.train_step`` -> logging / evaluation / checkpoints. A reader can
+follow a whole run in :func:`train`; what differs between methods lives in their files.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genda.data.prepare import ExperimentData, prepare
+from genda.data.stream import Stream
+from genda.engine import checkpoint as ckpt
+from genda.engine.config import ConfigError, ExperimentConfig, from_dict, merge
+from genda.engine.io import write_json, write_text, write_yaml
+from genda.engine.log import History
+from genda.engine.runtime import Runtime
+
+
+def build_method(cfg: ExperimentConfig, info):
+    """Instantiate the configured method with validated hyper-parameters."""
+    from genda.methods import get_method
+
+    cls = get_method(cfg.method)
+    hp = from_dict(cls.Hparams, cfg.hparams, "hparams.")
+    return cls(hp, info)
+
+
+def resolve_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate a raw config dict after applying the method's own defaults beneath it."""
+    from genda.methods import get_method
+
+    method = raw.get("method", ExperimentConfig.method)
+    cls = get_method(method)
+    return from_dict(ExperimentConfig, merge(cls.defaults, raw))
+
+
+def total_steps(cfg: ExperimentConfig, data: ExperimentData, world: int = 1) -> int:
+    if cfg.train.steps:
+        return cfg.train.steps
+    n = len(data.source.train)
+    per_epoch = max(1, n // (cfg.train.batch_size * world))
+    steps = math.ceil(cfg.train.epochs * per_epoch)
+    if steps < 1:
+        raise ConfigError("train.steps and train.epochs are both 0: nothing to train")
+    return steps
+
+
+def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = False,
+          data: ExperimentData | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (``None``: no files, for tests) and return final metrics."""
+    run_dir = Path(run_dir) if run_dir is not None else None
+    tc = cfg.train
+    rt = Runtime(tc)
+    torch.manual_seed(tc.seed)
+    if data is None:
+        data = prepare(cfg.data, tc.seed)
+    method = build_method(cfg, data.info)
+    steps = total_steps(cfg, data, rt.world)
+    method.total_steps = steps
+    method.configure(steps)
+    streams = {name: Stream(data.split(name), tc.batch_size, rt.device, tc.seed + 7919 * i,
+                            rt.rank, rt.world, labels=getattr(method, "labels", "class"))
+               for i, name in enumerate(method.streams)}
+    rt.setup(method)
+    torch.manual_seed(tc.seed + 1 + rt.rank)  # per-rank noise/augmentation after identical init
+
+    main = rt.is_main and run_dir is not None
+    history = History(run_dir if main else None)
+    start, elapsed = 0, 0.0
+    last = run_dir / "checkpoints" / "last.pt" if run_dir else None
+    if resume:
+        if last is None or not last.exists():
+            raise ckpt.CheckpointError(f"--resume: no checkpoint at {last}")
+        state = ckpt.load(last)
+        method.load_checkpoint_state(state["method"])
+        for k, s in state["streams"].items():
+            streams[k].load_state_dict(s)
+        ckpt.set_rng_state(state["rng"])
+        start, elapsed = state["step"], state["elapsed"]
+        history.restore(state["history"], start)
+    elif main:
+        if last is not None and last.exists():
+            raise ckpt.CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
+                                       f"or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(run_dir / "config.yaml", cfg.to_dict())
+        write_text(run_dir / "architecture.txt", method.architecture())
+
+    def save_checkpoint(step: int) -> None:
+        if main:
+            ckpt.save(last, {"step": step, "elapsed": elapsed + time.perf_counter() - t0,
+                             "method": method.checkpoint_state(), "rng": ckpt.rng_state(),
+                             "streams": {k: s.state_dict() for k, s in streams.items()},
+                             "history": history.rows, "config": cfg.to_dict()})
+            history.save()
+
+    method.train()
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    t0 = time.perf_counter()
+    bar = None
+    if tc.progress and rt.is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=f"{cfg.method}", dynamic_ncols=True, leave=False)
+    for step in range(start + 1, steps + 1):
+        batch = {k: s.next() for k, s in streams.items()}
+        logs = method.train_step(batch, step)
+        for k, v in logs.items():
+            v = v.detach().float()
+            sums[k] = sums[k] + v if k in sums else v
+        count += 1
+        if step % tc.log_every == 0 or step == steps:
+            keys = list(sums)
+            means = rt.reduce_mean(torch.stack([sums[k] for k in keys]) / count).tolist()  # one sync
+            values = dict(zip(keys, means, strict=True))
+            history.log(step, elapsed + time.perf_counter() - t0, values)
+            sums, count = {}, 0
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
+        if tc.eval_every and step % tc.eval_every == 0 and step != steps:
+            method.eval()
+            history.log(step, elapsed + time.perf_counter() - t0, _scalars(method.evaluate(data)))
+            method.train()
+        if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
+            save_checkpoint(step)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    wall = elapsed + time.perf_counter() - t0
+    save_checkpoint(steps)
+    method.eval()
+    metrics = method.evaluate(data, (run_dir / "figures") if main else None)
+    history.log(steps, wall, _scalars(metrics))
+    metrics = {"method": cfg.method, "seed": tc.seed, "steps": steps, "wall_time_s": round(wall, 2),
+               "source": cfg.data.source, **({"target": cfg.data.target} if cfg.data.target else {}),
+               **metrics}
+    if main:
+        history.save()
+        if (run_dir / "history.csv").exists() and "figures" in metrics:
+            from genda.viz import plot_curves
+
+            plot_curves(run_dir / "history.csv", [k for k in history.rows[-1] if k not in ("step", "time_s")],
+                        run_dir / "figures" / "curves.png", title=f"{cfg.method} training curves")
+            metrics["figures"]["Loss and accuracy curves"] = "figures/curves.png"
+        write_json(run_dir / "metrics.json", metrics)
+    history.close()
+    rt.barrier()
+    return metrics
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def load_method(run_dir: str | Path, device: str = "cpu"):
+    """Rebuild a trained method from its run directory (config + last checkpoint)."""
+    run_dir = Path(run_dir)
+    state = ckpt.load(run_dir)
+    cfg = resolve_config(state["config"])
+    from genda.data.prepare import DataInfo
+
+    method = build_method(cfg, DataInfo(**state["method"]["info"]))
+    method.load_checkpoint_state(state["method"], weights_only=True)
+    return cfg, method.to(device).eval()

@@ -1,0 +1,29 @@
+"""Methods, one file each: what differs between them (networks, losses, train step)."""
+
+from __future__ import annotations
+
+from genda.engine.config import ConfigError
+from genda.methods.base import Method
+
+_REGISTRY: dict[str, str] = {
+    # name: "module:Class" (imported lazily so one method's dependencies never slow another)
+    "source-only": "genda.methods.supervised:SourceOnly",
+    "target-only": "genda.methods.supervised:TargetOnly",
+    "dann": "genda.methods.dann:DANN",
+}
+
+
+def method_names(kind: str | None = None) -> list[str]:
+    names = list(_REGISTRY)
+    if kind is not None:
+        names = [n for n in names if get_method(n).kind == kind]
+    return names
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown method {name!r}; valid choices: {', '.join(_REGISTRY)}")
+    import importlib
+
+    mod, cls = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(mod), cls)

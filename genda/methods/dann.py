@@ -1,0 +1,61 @@
+"""DANN: domain-adversarial training with a gradient-reversal layer.
+
+Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015;
+Ganin et al., JMLR 2016. One step: classify labelled source images, and train a domain
+discriminator on source+target features through a gradient-reversal layer whose factor
+follows the paper's schedule ``lambda_p = 2/(1+exp(-10p)) - 1``; the learning rate anneals
+as ``mu_p = mu_0 / (1 + 10p)^0.75`` (SGD, momentum 0.9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genda.data.augment import augment
+from genda.engine.config import bounded
+from genda.methods.base import Batch
+from genda.methods.losses import DomainAdversarialLoss, dann_lambda
+from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
+from genda.nets import digits
+
+
+@dataclass
+class DANNHparams(SupervisedHparams):
+    lambda_max: float = bounded(1.0, 0.0, 100.0, "final weight of the adversarial gradient")
+    gamma: float = bounded(10.0, 0.0, 100.0, "steepness of the lambda schedule")
+
+
+class DANN(SourceOnly):
+    name = "dann"
+    Hparams = DANNHparams
+    streams = ("source", "target")
+
+    def __init__(self, hp: DANNHparams, info) -> None:
+        super().__init__(hp, info)
+        _, _, disc = digits.build(hp.arch, info.channels, info.size, info.num_classes)
+        self.nets["discriminator"] = disc
+
+    def configure(self, total_steps: int) -> None:
+        self.optimizers["main"] = make_optimizer(self.parameters(), self.hp)
+        self.schedulers["main"] = annealed(self.optimizers["main"], total_steps, self.hp.anneal)
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
+        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment)
+        f = self.nets["encoder"](x)  # one forward for both domains (one DDP call per net)
+        fs, ft = f[: len(xs)], f[len(xs):]
+        logits = self.nets["classifier"](fs)
+        cls_loss = F.cross_entropy(logits, ys)
+        coeff = self.hp.lambda_max * dann_lambda((step - 1) / self.total_steps, self.hp.gamma)
+        adversary = DomainAdversarialLoss(self.nets["discriminator"])  # the DDP-wrapped net
+        dom_loss, dom_acc = adversary(fs, ft, coeff)
+        opt = self.optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        self.backward(cls_loss + dom_loss)
+        opt.step()
+        self.schedulers["main"].step()
+        return {"loss/class": cls_loss, "loss/domain": dom_loss, "acc/domain": dom_acc,
+                "acc/train": (logits.argmax(1) == ys).float().mean()}

@@ -1,0 +1,1 @@
+"""Metrics: classification accuracy, FID/IS, face-detection rate (on torchmetrics/OpenCV)."""

@@ -1,0 +1,1 @@
+"""Network architectures only: no losses, no optimisers, no data formats."""

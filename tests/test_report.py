@@ -1,0 +1,267 @@
+"""Report building from hand-written run and table directories (layout of docs/runs.md)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from genda.report import ReportError, build_report, format_table_md, write_table
+
+# (source, target) -> method -> target accuracy per seed (percent).
+RESULTS = {
+    ("MNIST", "USPS"): {
+        "source-only": [74.1, 76.1],
+        "DANN": [91.0, 91.6],
+        "ADDA": [80.0, 82.0],
+        "target-only": [97.5],
+    },
+    ("USPS", "MNIST"): {
+        "source-only": [60.0, 62.0],
+        "DANN": [70.0, 72.0],
+        "ADDA": [60.1, 60.3],
+        "target-only": [99.0],
+    },
+}
+CLASSES = ["zero", "one", "two"]
+
+
+def write_png(path: Path, color: tuple[int, int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (6, 4), color).save(path)
+
+
+def write_run(d: Path, method: str, source: str, target: str, seed: int, acc: float) -> None:
+    """One run directory; per-class accuracy is acc-1, acc, acc+1 so its mean is checkable."""
+    d.mkdir(parents=True)
+    config = {
+        "method": {"name": method},
+        "data": {"source": source, "target": target},
+        "train": {"lr": 0.001, "steps": 100, "seed": seed},
+        "hparams": {"lambda": 1.0},
+    }
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    (d / "architecture.txt").write_text(
+        "Net(\n  (fc): Linear(in_features=4, out_features=3)\n)\nparams: 15\n"
+    )
+    metrics = {
+        "method": method,
+        "seed": seed,
+        "steps": 100,
+        "wall_time_s": 1.5,
+        "source": source,
+        "target": target,
+        "target_accuracy": acc,
+        "source_accuracy": 99.0,
+        "per_class_accuracy": [acc - 1, acc, acc + 1],
+        "confusion": [[5, 1, 0], [0, 6, 0], [1, 0, 5]],
+        "classes": CLASSES,
+        "selected_step": 100,
+        "selection_rule": "last",
+        "figures": {},
+    }
+    if method == "DANN" and seed == 0:
+        write_png(d / "figures" / "curves.png", (200, 0, 0))
+        write_png(d / "figures" / "extra_plot.png", (0, 200, 0))  # not listed in metrics.json
+        metrics["figures"] = {
+            "Training curves": "figures/curves.png",
+            "Gone": "figures/missing.png",
+        }
+    (d / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``root/uda_table`` (a table directory with its runs) and ``root/single`` (a lone run)."""
+    root = tmp_path_factory.mktemp("runs")
+    table = root / "uda_table"
+    rows = []
+    for (source, target), methods in RESULTS.items():
+        for method, accs in methods.items():
+            for seed, acc in enumerate(accs):
+                rows.append(
+                    {
+                        "method": method,
+                        "source": source,
+                        "target": target,
+                        "seed": seed,
+                        "target_accuracy": acc,
+                    }
+                )
+                write_run(
+                    table / f"{source}__{target}" / method / f"seed{seed}",
+                    method,
+                    source,
+                    target,
+                    seed,
+                    acc,
+                )
+    write_table(rows, table)
+    write_run(root / "single", "DANN", "SVHN", "MNIST", 0, 66.6)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(runs_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return build_report([runs_root], tmp_path_factory.mktemp("out") / "report")
+
+
+def test_write_table_csv_and_md(runs_root: Path) -> None:
+    table = runs_root / "uda_table"
+    with open(table / "table.csv", newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["method", "source", "target", "seed", "target_accuracy"]
+        first = next(reader)
+    assert first == ["source-only", "MNIST", "USPS", "0", "74.10"]
+    md = (table / "table.md").read_text()
+    assert "| Target accuracy (%) | MNIST → USPS | USPS → MNIST |" in md
+    assert "| Trained on source (lower bound) | 75.1 ± 1.4 (2 seeds) | 61.0 ± 1.4 (2 seeds) |" in md
+    assert not list(table.glob(".*.tmp"))
+
+
+def test_format_table_md_row_order() -> None:
+    rows = [
+        {"method": m, "source": "A", "target": "B", "seed": 0, "target_accuracy": a}
+        for m, a in (("target-only", 99), ("MCD", 80), ("source-only", 50), ("DANN", 70))
+    ]
+    lines = format_table_md(rows).splitlines()
+    assert lines[0] == "| Target accuracy (%) | A → B |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| Trained on source (lower bound)",
+        "| Adaptation (MCD)",
+        "| Adaptation (DANN)",
+        "| Trained on target (upper bound)",
+    ]
+    assert lines[3] == "| Adaptation (MCD) | 80.0 ± 0.0 (1 seed) |"
+
+
+def test_report_md_tables_and_observations(report: tuple[Path, Path]) -> None:
+    md = report[0].read_text()
+    assert "| Target accuracy (%) | MNIST → USPS | USPS → MNIST |" in md
+    assert "| Trained on source (lower bound) | 75.1 ± 1.4 (2 seeds) | 61.0 ± 1.4 (2 seeds) |" in md
+    assert "| Adaptation (DANN) | 91.3 ± 0.4 (2 seeds) | 71.0 ± 1.4 (2 seeds) |" in md
+    assert "| Adaptation (ADDA) | 81.0 ± 1.4 (2 seeds) | 60.2 ± 0.1 (2 seeds) |" in md
+    assert "| Trained on target (upper bound) | 97.5 ± 0.0 (1 seed) | 99.0 ± 0.0 (1 seed) |" in md
+    # gap closed = (91.3 - 75.1) / (97.5 - 75.1) = 72.3 %; ADDA: 5.9 / 22.4 = 26.3 %
+    assert (
+        "DANN raised MNIST→USPS target accuracy from 75.1% to 91.3%, closing 72% of the gap "
+        "to the target-trained bound (97.5%)."
+    ) in md
+    assert "ADDA raised MNIST→USPS target accuracy from 75.1% to 81.0%, closing 26% of" in md
+    assert (
+        "ADDA did not improve USPS→MNIST target accuracy over source-only training: "
+        "60.2% vs 61.0%. The difference is within the seed-to-seed spread"
+    ) in md
+    assert "Best adaptation method on MNIST→USPS: DANN (91.3%)." in md
+    assert "Best adaptation method on USPS→MNIST: DANN (71.0%)." in md
+    # per-class table: rows are classes, columns methods, mean over seeds of acc-1, acc, acc+1
+    assert "## Domain adaptation: uda_table" in md
+    assert "### Per-class target accuracy (%): MNIST → USPS" in md
+    assert "| zero | 74.1 | 90.3 | 80.0 | 96.5 |" in md
+    assert "| two | 62.0 | 72.0 | 61.2 | 100.0 |" in md
+
+
+def test_report_md_runs(report: tuple[Path, Path]) -> None:
+    md_path, _ = report
+    md = md_path.read_text()
+    assert "## Run: single" in md
+    assert "## Run: uda_table/MNIST__USPS/DANN/seed0" in md
+    assert "| train.lr | 0.001 |" in md and "| hparams.lambda | 1.0 |" in md
+    assert "```text\nNet(\n  (fc): Linear(in_features=4, out_features=3)\n)" in md
+    assert "| target_accuracy | 66.6 |" in md and "| selection_rule | last |" in md
+    assert "per_class_accuracy |" not in md  # lists are not scalar metrics
+    assert "Missing figure files: Gone (figures/missing.png)." in md
+    figures = md_path.parent / "figures"
+    for name in (
+        "uda_table_MNIST__USPS_DANN_seed0__figures_curves.png",
+        "uda_table_MNIST__USPS_DANN_seed0__figures_extra_plot.png",
+        "single__confusion.png",
+    ):
+        assert f"(figures/{name})" in md
+        assert (figures / name).stat().st_size > 0
+    assert "![Training curves](figures/uda_table_MNIST__USPS_DANN_seed0__figures_curves.png)" in md
+    assert "![extra plot](" in md
+    # the lone run is not part of any table's per-class breakdown
+    assert "SVHN → MNIST" not in md
+
+
+def test_report_html_self_contained(report: tuple[Path, Path]) -> None:
+    page = report[1].read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<table>" in page and '<img src="data:image/png;base64,' in page
+    assert "<details><summary>Architecture</summary>" in page
+    assert 'src="figures/' not in page
+    assert "<td>Adaptation (DANN)</td><td>91.3 ± 0.4 (2 seeds)</td>" in page
+
+
+def test_report_is_deterministic(
+    runs_root: Path, report: tuple[Path, Path], tmp_path: Path
+) -> None:
+    md, page = build_report([runs_root / "uda_table", runs_root / "single"], tmp_path / "again")
+    assert md.read_bytes() == report[0].read_bytes()
+    assert page.read_bytes() == report[1].read_bytes()
+
+
+def test_report_without_inputs_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="no run directories"):
+        build_report([tmp_path], tmp_path / "out")
+    with pytest.raises(ReportError, match="no such directory"):
+        build_report([tmp_path / "absent"], tmp_path / "out")
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def test_report_renders_in_headless_chromium(report: tuple[Path, Path], tmp_path: Path) -> None:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists() and shutil.which(str(CHROMIUM))):
+        pytest.skip("chromium / chromedriver not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(report[1].resolve().as_uri())
+        tables = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table')).map("
+            "t => Array.from(t.rows).map(r => r.innerText));"
+        )
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
+        )
+        summary = (
+            driver.find_element("tag name", "details").find_element("tag name", "summary").text
+        )
+    finally:
+        driver.quit()
+    main = tables[0]
+    assert [row.split("\t")[0] for row in main] == [
+        "Target accuracy (%)",
+        "Trained on source (lower bound)",
+        "Adaptation (DANN)",
+        "Adaptation (ADDA)",
+        "Trained on target (upper bound)",
+    ]
+    assert "91.3 ± 0.4 (2 seeds)" in main[2]
+    assert any("zero\t74.1\t90.3\t80.0\t96.5" in row for t in tables for row in t)
+    assert len(images) >= 3
+    assert all(complete and width > 0 for complete, width in images)
+    assert summary == "Architecture"

@@ -45,15 +45,26 @@ def build_digits(seed: int = 0) -> Dataset:
     images = (x * 255).round().clamp(0, 255).to(torch.uint8)
     labels = data.target.astype(np.int64)
     tr, te = split_indices(labels, 0.2, seed)
-    return make_dataset("digits", {"images": images[tr], "labels": labels[tr]},
-                        {"images": images[te], "labels": labels[te]}, DIGIT_CLASSES)
+    return make_dataset(
+        "digits",
+        {"images": images[tr], "labels": labels[tr]},
+        {"images": images[te], "labels": labels[te]},
+        DIGIT_CLASSES,
+    )
 
 
 # --------------------------------------------------------------------------- digits-m
 
 # Colour photos bundled inside scikit-image's wheel (no pooch download needed).
-_SKIMAGE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-                   "hubble_deep_field", "stereo_motorcycle"]
+_SKIMAGE_PHOTOS = [
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "stereo_motorcycle",
+]
 
 
 def skimage_photos() -> list[torch.Tensor]:
@@ -69,8 +80,10 @@ def skimage_photos() -> list[torch.Tensor]:
         img = img[0] if isinstance(img, tuple) else img
         photos.append(torch.from_numpy(np.ascontiguousarray(img[..., :3].transpose(2, 0, 1))))
     if not photos:
-        raise DataError("digits-m: scikit-image ships none of its colour photos "
-                        f"({', '.join(_SKIMAGE_PHOTOS)}) in this installation")
+        raise DataError(
+            "digits-m: scikit-image ships none of its colour photos "
+            f"({', '.join(_SKIMAGE_PHOTOS)}) in this installation"
+        )
     return photos
 
 
@@ -82,8 +95,16 @@ def build_digits_m(seed: int = 0) -> Dataset:
 # --------------------------------------------------------------------------- syndigits
 
 _GLYPH = 48  # glyph mask resolution; digits are drawn ~1.5x larger than they appear
-_FONT_PREFIXES = ("DejaVuSans", "DejaVuSerif", "STIXGeneral", "cmr10", "cmb10", "cmss10",
-                  "cmtt10", "cmti10")
+_FONT_PREFIXES = (
+    "DejaVuSans",
+    "DejaVuSerif",
+    "STIXGeneral",
+    "cmr10",
+    "cmb10",
+    "cmss10",
+    "cmtt10",
+    "cmti10",
+)
 
 
 def digit_glyphs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,8 +115,11 @@ def digit_glyphs() -> tuple[torch.Tensor, torch.Tensor]:
     import matplotlib
 
     font_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    fonts = sorted(p for p in font_dir.glob("*.ttf") if p.name.startswith(_FONT_PREFIXES)
-                   and "Display" not in p.name)
+    fonts = sorted(
+        p
+        for p in font_dir.glob("*.ttf")
+        if p.name.startswith(_FONT_PREFIXES) and "Display" not in p.name
+    )
     masks, widths = [], []
     g, height = _GLYPH, round(_GLYPH * 0.8)
     for path in fonts:
@@ -122,8 +146,9 @@ def digit_glyphs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.stack(masks)), torch.tensor(widths)
 
 
-def render_numbers(n: int, glyphs: torch.Tensor, widths: torch.Tensor, seed: int,
-                   size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def render_numbers(
+    n: int, glyphs: torch.Tensor, widths: torch.Tensor, seed: int, size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``n`` SVHN-like crops: uint8 ``[n, 3, size, size]`` and int64 labels ``[n]``.
 
     A random font draws the label digit in the centre and, often, neighbour digits left and
@@ -136,15 +161,21 @@ def render_numbers(n: int, glyphs: torch.Tensor, widths: torch.Tensor, seed: int
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(*shape, generator=g)
 
-    p = {"label": torch.randint(10, (n,), generator=g),
-         "font": torch.randint(glyphs.shape[0], (n,), generator=g),
-         "side": torch.randint(10, (n, 2), generator=g),  # left and right neighbour digits
-         "present": torch.rand(n, 2, generator=g) < 0.7,
-         "height": u(0.45, 0.8, n),  # digit height as a fraction of the crop
-         "aspect": u(0.8, 1.2, n), "angle": u(-15, 15, n) * math.pi / 180,
-         "shift": u(-0.12, 0.12, n, 2), "gap": u(0.0, 0.35, n),
-         "light": u(0.0, 0.35, n), "light_dir": u(0, 2 * math.pi, n),
-         "blur": u(0.3, 1.2, n), "noise": u(0.0, 0.04, n)}  # blur: Gaussian sigma in px
+    p = {
+        "label": torch.randint(10, (n,), generator=g),
+        "font": torch.randint(glyphs.shape[0], (n,), generator=g),
+        "side": torch.randint(10, (n, 2), generator=g),  # left and right neighbour digits
+        "present": torch.rand(n, 2, generator=g) < 0.7,
+        "height": u(0.45, 0.8, n),  # digit height as a fraction of the crop
+        "aspect": u(0.8, 1.2, n),
+        "angle": u(-15, 15, n) * math.pi / 180,
+        "shift": u(-0.12, 0.12, n, 2),
+        "gap": u(0.0, 0.35, n),
+        "light": u(0.0, 0.35, n),
+        "light_dir": u(0, 2 * math.pi, n),
+        "blur": u(0.3, 1.2, n),  # Gaussian sigma in pixels
+        "noise": u(0.0, 0.04, n),
+    }
     bg, fg = torch.rand(n, 3, generator=g), torch.rand(n, 3, generator=g)
     luma = torch.tensor([0.299, 0.587, 0.114])
     # Real house numbers are rarely fully saturated: pull each colour part-way to grey.
@@ -155,14 +186,21 @@ def render_numbers(n: int, glyphs: torch.Tensor, widths: torch.Tensor, seed: int
             break
         fg[weak], bg[weak] = (torch.rand(int(weak.sum()), 3, generator=g) for _ in range(2))
     p["fg"], p["bg"] = (c + fade * ((c @ luma)[:, None] - c) for c in (fg, bg))
-    # Compose in chunks: the per-pixel work stays in cache, which is ~2x faster on CPU.
-    chunks = [_compose({k: v[i:i + 1000] for k, v in p.items()}, glyphs, widths, size, g)
-              for i in range(0, n, 1000)]
+    # Compose in chunks: the per-pixel work stays in CPU cache (~1.4x faster than one batch).
+    chunks = [
+        _compose({k: v[i : i + 1000] for k, v in p.items()}, glyphs, widths, size, g)
+        for i in range(0, n, 1000)
+    ]
     return torch.cat(chunks), p["label"]
 
 
-def _compose(p: dict[str, torch.Tensor], glyphs: torch.Tensor, widths: torch.Tensor,
-             size: int, g: torch.Generator) -> torch.Tensor:
+def _compose(
+    p: dict[str, torch.Tensor],
+    glyphs: torch.Tensor,
+    widths: torch.Tensor,
+    size: int,
+    g: torch.Generator,
+) -> torch.Tensor:
     n = len(p["label"])
     # Output pixel centres in [-1, 1]; invert the affine map: glyph = R(-a)(pixel - t) / s.
     lin = (torch.arange(size) + 0.5) / size * 2 - 1
@@ -176,9 +214,11 @@ def _compose(p: dict[str, torch.Tensor], glyphs: torch.Tensor, widths: torch.Ten
     w_c, w_l, w_r = widths[font, label], widths[font, side[:, 0]], widths[font, side[:, 1]]
     flat = glyphs.flatten(0, 1)  # [F * 10, 1, G, G]
     mask = torch.zeros(n, 1, size, size)
-    for digit, offset, keep in ((label, torch.zeros(n), torch.ones(n)),
-                                (side[:, 0], -(w_c / 2 + p["gap"] + w_l / 2), p["present"][:, 0]),
-                                (side[:, 1], w_c / 2 + p["gap"] + w_r / 2, p["present"][:, 1])):
+    for digit, offset, keep in (
+        (label, torch.zeros(n), torch.ones(n)),
+        (side[:, 0], -(w_c / 2 + p["gap"] + w_l / 2), p["present"][:, 0]),
+        (side[:, 1], w_c / 2 + p["gap"] + w_r / 2, p["present"][:, 1]),
+    ):
         grid = torch.stack([gx - offset[:, None, None], gy], dim=-1)
         m = F.grid_sample(flat.index_select(0, font * 10 + digit), grid, align_corners=False)
         mask = torch.maximum(mask, m * keep[:, None, None, None])
@@ -187,7 +227,8 @@ def _compose(p: dict[str, torch.Tensor], glyphs: torch.Tensor, widths: torch.Ten
     fg, bg = p["fg"][:, :, None, None], p["bg"][:, :, None, None]
     img = (bg + (fg - bg) * mask) * shade
     # Per-sample Gaussian blur as two products with normalised kernel matrices (rows, then
-    # columns): faster than a depthwise convolution on CPU, and sigma can vary per sample.
+    # columns): ~5x faster than torchvision's depthwise convolution on CPU, and sigma can
+    # vary per sample.
     dist = (torch.arange(size)[:, None] - torch.arange(size)[None, :]).float() ** 2
     kernel = torch.exp(-dist / (2 * p["blur"][:, None, None] ** 2))
     kernel = (kernel / kernel.sum(-1, keepdim=True))[:, None]  # [n, 1, size, size]
@@ -201,8 +242,12 @@ def build_syndigits(n_train: int = 10_000, n_test: int = 2_000, seed: int = 0) -
     glyphs, widths = digit_glyphs()
     tr = render_numbers(n_train, glyphs, widths, seed=2 * seed)
     te = render_numbers(n_test, glyphs, widths, seed=2 * seed + 1)
-    return make_dataset("syndigits", {"images": tr[0], "labels": tr[1]},
-                        {"images": te[0], "labels": te[1]}, DIGIT_CLASSES)
+    return make_dataset(
+        "syndigits",
+        {"images": tr[0], "labels": tr[1]},
+        {"images": te[0], "labels": te[1]},
+        DIGIT_CLASSES,
+    )
 
 
 # --------------------------------------------------------------------------- entry point
@@ -216,9 +261,11 @@ def _versions(*modules: str) -> str:
 
 def load_embedded(name: str) -> Dataset:
     """One of :data:`EMBEDDED`, built on first use and then read from the cache."""
-    builders = {"digits": (build_digits, ("scikit-learn",)),
-                "digits-m": (build_digits_m, ("scikit-learn", "scikit-image")),
-                "syndigits": (build_syndigits, ("matplotlib", "pillow"))}
+    builders = {
+        "digits": (build_digits, ("scikit-learn",)),
+        "digits-m": (build_digits_m, ("scikit-learn", "scikit-image")),
+        "syndigits": (build_syndigits, ("matplotlib", "pillow")),
+    }
     if name not in builders:
         raise DataError(f"unknown embedded data set {name!r}; valid: {', '.join(EMBEDDED)}")
     build, packages = builders[name]

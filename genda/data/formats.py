@@ -46,8 +46,14 @@ def cache_dir() -> Path:
 
 def _to_dict(ds: Dataset) -> dict:
     def dom(d: Domain) -> dict:
-        return {"images": d.images, "labels": d.labels, "name": d.name, "classes": d.classes,
-                "attrs": d.attrs, "attr_names": d.attr_names}
+        return {
+            "images": d.images,
+            "labels": d.labels,
+            "name": d.name,
+            "classes": d.classes,
+            "attrs": d.attrs,
+            "attr_names": d.attr_names,
+        }
 
     return {"name": ds.name, "train": dom(ds.train), "test": dom(ds.test)}
 
@@ -86,6 +92,7 @@ def cached(name: str, key: str, inputs: Iterable[Path], build: Callable[[], Data
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(_to_dict(ds), f)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is plain shared data
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -112,22 +119,28 @@ def files_under(*roots: Path) -> list[Path]:
 # --------------------------------------------------------------------------- helpers
 
 
-def make_dataset(name: str, train: dict, test: dict, classes: Sequence[str] = (),
-                 attr_names: Sequence[str] = ()) -> Dataset:
+def make_dataset(
+    name: str, train: dict, test: dict, classes: Sequence[str] = (), attr_names: Sequence[str] = ()
+) -> Dataset:
     """Build a :class:`Dataset` from ``{"images", "labels"[, "attrs"]}`` dicts of arrays."""
 
     def dom(split: str, d: dict) -> Domain:
         attrs = d.get("attrs")
-        return Domain(images=torch.as_tensor(d["images"]), labels=torch.as_tensor(d["labels"]),
-                      name=f"{name}/{split}", classes=list(classes),
-                      attrs=None if attrs is None else torch.as_tensor(attrs),
-                      attr_names=list(attr_names))
+        return Domain(
+            images=torch.as_tensor(d["images"]),
+            labels=torch.as_tensor(d["labels"]),
+            name=f"{name}/{split}",
+            classes=list(classes),
+            attrs=None if attrs is None else torch.as_tensor(attrs),
+            attr_names=list(attr_names),
+        )
 
     return Dataset(name, dom("train", train), dom("test", test))
 
 
-def split_indices(labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split stratified by label (``-1`` counts as a class), so both sides keep the
     class balance and the split is the same on every machine."""
     rng = np.random.default_rng(seed)
@@ -142,8 +155,9 @@ def split_indices(labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def decode_image(path: Path, transform: Callable[[Image.Image], Image.Image] | None = None
-                 ) -> np.ndarray:
+def decode_image(
+    path: Path, transform: Callable[[Image.Image], Image.Image] | None = None
+) -> np.ndarray:
     """Decode one file to uint8 ``[H, W]`` (grey) or ``[H, W, 3]`` (colour)."""
     try:
         with Image.open(path) as im:
@@ -155,8 +169,9 @@ def decode_image(path: Path, transform: Callable[[Image.Image], Image.Image] | N
         raise DataError(f"{path}: cannot read image ({e})") from e
 
 
-def read_images(paths: Sequence[Path],
-                transform: Callable[[Image.Image], Image.Image] | None = None) -> torch.Tensor:
+def read_images(
+    paths: Sequence[Path], transform: Callable[[Image.Image], Image.Image] | None = None
+) -> torch.Tensor:
     """Decode many image files (threads: PIL releases the GIL) to one uint8 ``[N, C, H, W]``.
 
     Mixed grey/colour files become RGB; files whose size differs from the most common size
@@ -192,8 +207,10 @@ def _missing(spec: str, expected: str, paths: Iterable[Path], download_hint: boo
 
 # --------------------------------------------------------------------------- MNIST
 
-_MNIST = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_MNIST = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -206,7 +223,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[:3] != b"\0\0\x08":
         raise DataError(f"{path}: not an IDX file of uint8 data")
     ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(dims)):
         raise DataError(f"{path}: truncated IDX file ({arr.size} values, header says {dims})")
@@ -237,20 +254,25 @@ def load_mnist(root: Path, download: bool = False) -> Dataset:
         files = mnist_files(root)
     if files is None:
         raw = root / "MNIST" / "raw"
-        _missing(spec, f"{raw}/train-images-idx3-ubyte.gz and the other 3 IDX files "
-                 "(torchvision MNIST layout; .gz or extracted)",
-                 [raw / f"{n}.gz" for pair in _MNIST.values() for n in pair])
-    assert files is not None
+        raise DataError(
+            f"{spec}: expected {raw}/train-images-idx3-ubyte.gz (torchvision MNIST "
+            f"layout: {raw}/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte.gz, "
+            "or the extracted files); pass download=True / --download to fetch it"
+        )
 
     def build() -> Dataset:
         splits = {}
         for split, (img, lab) in _MNIST.items():
             images, labels = read_idx(files[img]), read_idx(files[lab])
             if images.ndim != 3 or labels.shape != images.shape[:1]:
-                raise DataError(f"{spec}: {files[img]} and {files[lab]} do not match "
-                                f"({images.shape} images, {labels.shape} labels)")
-            splits[split] = {"images": torch.from_numpy(images.copy()).unsqueeze(1),
-                             "labels": torch.from_numpy(labels.astype(np.int64))}
+                raise DataError(
+                    f"{spec}: {files[img]} and {files[lab]} do not match "
+                    f"({images.shape} images, {labels.shape} labels)"
+                )
+            splits[split] = {
+                "images": torch.from_numpy(images.copy()).unsqueeze(1),
+                "labels": torch.from_numpy(labels.astype(np.int64)),
+            }
         return make_dataset("mnist", splits["train"], splits["test"], DIGIT_CLASSES)
 
     return cached("mnist", f"mnist:{root.absolute()}", files.values(), build)
@@ -296,13 +318,16 @@ def load_usps(root: Path, download: bool = False) -> Dataset:
 
         USPS(str(root), train=True, download=True)
         USPS(str(root), train=False, download=True)
-    _missing(spec, f"{files['train']} and {files['test']} (torchvision USPS files)",
-             files.values())
+    _missing(spec, f"{files['train']} and {files['test']} (torchvision USPS files)", files.values())
 
     def build() -> Dataset:
         tr, te = (_read_usps_file(files[s]) for s in ("train", "test"))
-        return make_dataset("usps", {"images": tr[0], "labels": tr[1]},
-                            {"images": te[0], "labels": te[1]}, DIGIT_CLASSES)
+        return make_dataset(
+            "usps",
+            {"images": tr[0], "labels": tr[1]},
+            {"images": te[0], "labels": te[1]},
+            DIGIT_CLASSES,
+        )
 
     return cached("usps", f"usps:{root.absolute()}", files.values(), build)
 
@@ -319,8 +344,9 @@ def load_svhn(root: Path, download: bool = False) -> Dataset:
 
         for split in files:
             SVHN(str(root), split=split, download=True)
-    _missing(spec, f"{files['train']} and {files['test']} (torchvision SVHN layout)",
-             files.values())
+    _missing(
+        spec, f"{files['train']} and {files['test']} (torchvision SVHN layout)", files.values()
+    )
 
     def build() -> Dataset:
         from scipy.io import loadmat
@@ -333,8 +359,10 @@ def load_svhn(root: Path, download: bool = False) -> Dataset:
             except Exception as e:
                 raise DataError(f"{path}: cannot read SVHN .mat file ({e})") from e
             # X is [H, W, C, N]; label 10 stands for digit 0.
-            splits[split] = {"images": torch.from_numpy(np.ascontiguousarray(
-                x.transpose(3, 2, 0, 1))), "labels": torch.from_numpy(y % 10)}
+            splits[split] = {
+                "images": torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1))),
+                "labels": torch.from_numpy(y % 10),
+            }
         return make_dataset("svhn", splits["train"], splits["test"], DIGIT_CLASSES)
 
     return cached("svhn", f"svhn:{root.absolute()}", files.values(), build)
@@ -347,8 +375,11 @@ def celeba_crop(im: Image.Image, crop: int = 108, size: int = 64) -> Image.Image
     """The DCGAN CelebA preprocessing: centre 108x108 crop of the aligned face, resized."""
     w, h = im.size
     left, top = (w - crop) // 2, (h - crop) // 2
-    return im.convert("RGB").crop((left, top, left + crop, top + crop)).resize(
-        (size, size), Image.Resampling.BICUBIC)
+    return (
+        im.convert("RGB")
+        .crop((left, top, left + crop, top + crop))
+        .resize((size, size), Image.Resampling.BICUBIC)
+    )
 
 
 def _celeba_rows(path: Path, header_line: int) -> tuple[list[str], list[list[str]]]:
@@ -357,7 +388,7 @@ def _celeba_rows(path: Path, header_line: int) -> tuple[list[str], list[list[str
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e})") from e
     header = lines[header_line].split() if header_line >= 0 else []
-    return header, [line.split() for line in lines[header_line + 1:] if line.strip()]
+    return header, [line.split() for line in lines[header_line + 1 :] if line.strip()]
 
 
 def load_celeba(root: Path, download: bool = False) -> Dataset:
@@ -367,16 +398,24 @@ def load_celeba(root: Path, download: bool = False) -> Dataset:
     (labels -1); the 40 attributes (-1/1 in the file) become 0/1 ``attrs``.
     """
     spec = f"celeba:{root}"
-    base = next((d for d in (root / "celeba", root) if (d / "img_align_celeba").is_dir()),
-                root / "celeba")
-    need = [base / "img_align_celeba", base / "list_attr_celeba.txt",
-            base / "list_eval_partition.txt"]
+    base = next(
+        (d for d in (root / "celeba", root) if (d / "img_align_celeba").is_dir()), root / "celeba"
+    )
+    need = [
+        base / "img_align_celeba",
+        base / "list_attr_celeba.txt",
+        base / "list_eval_partition.txt",
+    ]
     if download and not all(p.exists() for p in need):
         from torchvision.datasets import CelebA
 
         CelebA(str(root), split="all", download=True)
-    _missing(spec, f"{base}/img_align_celeba/*.jpg, {base}/list_attr_celeba.txt and "
-             f"{base}/list_eval_partition.txt (torchvision CelebA layout)", need)
+    _missing(
+        spec,
+        f"{base}/img_align_celeba/*.jpg, {base}/list_attr_celeba.txt and "
+        f"{base}/list_eval_partition.txt (torchvision CelebA layout)",
+        need,
+    )
 
     def build() -> Dataset:
         attr_names, attr_rows = _celeba_rows(need[1], 1)
@@ -385,8 +424,10 @@ def load_celeba(root: Path, download: bool = False) -> Dataset:
         by_split: dict[int, list[tuple[Path, list[str]]]] = {0: [], 1: [], 2: []}
         for lineno, row in enumerate(attr_rows, start=3):
             if len(row) != len(attr_names) + 1:
-                raise DataError(f"{need[1]}: line {lineno}: expected {len(attr_names) + 1} "
-                                f"fields, got {len(row)}")
+                raise DataError(
+                    f"{need[1]}: line {lineno}: expected {len(attr_names) + 1} "
+                    f"fields, got {len(row)}"
+                )
             p = need[0] / row[0]
             if not p.is_file():
                 raise DataError(f"{need[1]}: line {lineno}: image {p} not found")
@@ -397,10 +438,15 @@ def load_celeba(root: Path, download: bool = False) -> Dataset:
             items = by_split[part]
             if not items:
                 raise DataError(f"{spec}: {need[2]} lists no images for the {split} split")
-            values = np.array([v for _, v in items], dtype=np.int64)
-            splits[split] = {"images": read_images([p for p, _ in items], celeba_crop),
-                             "labels": torch.full((len(items),), -1),
-                             "attrs": torch.from_numpy((values > 0).astype(np.uint8))}
+            try:
+                values = np.array([v for _, v in items], dtype=np.int64)
+            except ValueError as e:
+                raise DataError(f"{need[1]}: attribute values must be -1 or 1 ({e})") from e
+            splits[split] = {
+                "images": read_images([p for p, _ in items], celeba_crop),
+                "labels": torch.full((len(items),), -1),
+                "attrs": torch.from_numpy((values > 0).astype(np.uint8)),
+            }
         return make_dataset("celeba", splits["train"], splits["test"], attr_names=attr_names)
 
     return cached("celeba", f"celeba:{root.absolute()}", [*need[1:], *files_under(need[0])], build)
@@ -424,9 +470,11 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
-            raise DataError(f"{path}: line {lineno}: expected {len(header)} columns "
-                            f"({','.join(header[:3])}{',...' if len(header) > 3 else ''}), "
-                            f"got {len(row)}")
+            raise DataError(
+                f"{path}: line {lineno}: expected {len(header)} columns "
+                f"({','.join(header[:3])}{',...' if len(header) > 3 else ''}), "
+                f"got {len(row)}"
+            )
         body.append((lineno, [c.strip() for c in row]))
     if not body:
         raise DataError(f"{path}: no rows after the header (empty split)")
@@ -449,9 +497,13 @@ def load_course(directory: Path) -> Dataset:
     """
     spec = f"course:{directory}"
     csvs = {"train": directory / "train.csv", "test": directory / "val.csv"}
-    _missing(spec, f"{csvs['train']} and {csvs['test']} (course layout: image_name,label + "
-             "data/*.png for digits; image_name,<attr>,... + train/*.png, val/*.png for faces)",
-             csvs.values(), download_hint=False)
+    _missing(
+        spec,
+        f"{csvs['train']} and {csvs['test']} (course layout: image_name,label + "
+        "data/*.png for digits; image_name,<attr>,... + train/*.png, val/*.png for faces)",
+        csvs.values(),
+        download_hint=False,
+    )
 
     def build() -> Dataset:
         parsed = {s: _read_csv(p) for s, p in csvs.items()}
@@ -464,13 +516,14 @@ def load_course(directory: Path) -> Dataset:
             sub = "train" if split == "train" else "val"
             dirs = ["data", sub, "."] if classify else [sub, "data", "."]
             first = rows[0][1][0]
-            img_dir = next((directory / d for d in dirs if (directory / d / first).is_file()),
-                           None)
+            img_dir = next((directory / d for d in dirs if (directory / d / first).is_file()), None)
             if img_dir is None:
-                raise DataError(f"{csvs[split]}: line {rows[0][0]}: image {first!r} not found "
-                                f"in {', '.join(str(directory / d) for d in dirs)}")
+                raise DataError(
+                    f"{csvs[split]}: line {rows[0][0]}: image {first!r} not found "
+                    f"in {', '.join(str(directory / d) for d in dirs)}"
+                )
             paths[split] = [img_dir / r[0] for _, r in rows]
-            for (lineno, r), p in zip(rows, paths[split], strict=True):
+            for (lineno, _), p in zip(rows, paths[split], strict=True):
                 if not p.is_file():
                     raise DataError(f"{csvs[split]}: line {lineno}: image {p} not found")
         if classify:
@@ -484,8 +537,10 @@ def load_course(directory: Path) -> Dataset:
                 for lineno, r in rows:
                     key = str(_as_int(r[1])) if numeric and _as_int(r[1]) is not None else r[1]
                     if key not in index:
-                        raise DataError(f"{csvs[split]}: line {lineno}: label {r[1]!r} is not "
-                                        f"one of the train classes {', '.join(classes)}")
+                        raise DataError(
+                            f"{csvs[split]}: line {lineno}: label {r[1]!r} is not "
+                            f"one of the train classes {', '.join(classes)}"
+                        )
                     labels.append(index[key])
                 splits[split] = {"images": read_images(paths[split]), "labels": labels}
             return make_dataset(directory.name, splits["train"], splits["test"], classes)
@@ -495,15 +550,20 @@ def load_course(directory: Path) -> Dataset:
             bad = ~np.isin(values, ["0", "1", "-1"])
             if bad.any():
                 i, j = np.argwhere(bad)[0]
-                raise DataError(f"{csvs[split]}: line {rows[i][0]}: attribute {header[j + 1]} "
-                                f"is {values[i, j]!r}, expected 0 or 1")
-            splits[split] = {"images": read_images(paths[split]),
-                             "labels": torch.full((len(rows),), -1),
-                             "attrs": torch.from_numpy((values == "1").astype(np.uint8))}
-        return make_dataset(directory.name, splits["train"], splits["test"],
-                            attr_names=header[1:])
+                raise DataError(
+                    f"{csvs[split]}: line {rows[i][0]}: attribute {header[j + 1]} "
+                    f"is {str(values[i, j])!r}, expected 0 or 1"
+                )
+            splits[split] = {
+                "images": read_images(paths[split]),
+                "labels": torch.full((len(rows),), -1),
+                "attrs": torch.from_numpy((values == "1").astype(np.uint8)),
+            }
+        return make_dataset(directory.name, splits["train"], splits["test"], attr_names=header[1:])
 
-    return cached(f"course-{directory.name}", f"course:{directory.absolute()}", files_under(directory), build)
+    return cached(
+        f"course-{directory.name}", f"course:{directory.absolute()}", files_under(directory), build
+    )
 
 
 # --------------------------------------------------------------------------- image folders
@@ -516,8 +576,10 @@ def _scan_folder(directory: Path) -> tuple[list[Path], list[str], list[str]]:
     subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and image_files(d, True))
     flat = image_files(directory)
     if subdirs and flat:
-        raise DataError(f"folder:{directory}: has both images ({flat[0].name}) and class "
-                        f"folders ({subdirs[0].name}); use one layout")
+        raise DataError(
+            f"folder:{directory}: has both images ({flat[0].name}) and class "
+            f"folders ({subdirs[0].name}); use one layout"
+        )
     if not subdirs:
         return flat, [""] * len(flat), []
     files, owners = [], []
@@ -537,8 +599,10 @@ def load_folder(directory: Path, seed: int = 0) -> Dataset:
     """
     spec = f"folder:{directory}"
     if not directory.is_dir():
-        raise DataError(f"{spec}: expected a folder of images or of class folders "
-                        f"(DIR/<class>/*.png|jpg); {directory} does not exist")
+        raise DataError(
+            f"{spec}: expected a folder of images or of class folders "
+            f"(DIR/<class>/*.png|jpg); {directory} does not exist"
+        )
     test_dir = next((directory / n for n in ("test", "val") if (directory / n).is_dir()), None)
     presplit = (directory / "train").is_dir() and test_dir is not None
 
@@ -547,41 +611,60 @@ def load_folder(directory: Path, seed: int = 0) -> Dataset:
             assert test_dir is not None
             tr_files, tr_owner, classes = _scan_folder(directory / "train")
             te_files, te_owner, te_classes = _scan_folder(test_dir)
+            for where, found in ((directory / "train", tr_files), (test_dir, te_files)):
+                if not found:
+                    raise DataError(
+                        f"{spec}: no image files ({', '.join(sorted(IMAGE_EXTS))}) "
+                        f"in {where} (empty split)"
+                    )
             if extra := sorted(set(te_classes) - set(classes)):
-                raise DataError(f"{spec}: {test_dir / extra[0]} is not a class of "
-                                f"{directory / 'train'} ({', '.join(classes) or 'flat'})")
+                raise DataError(
+                    f"{spec}: {test_dir / extra[0]} is not a class of "
+                    f"{directory / 'train'} ({', '.join(classes) or 'flat'})"
+                )
             if bool(classes) != bool(te_classes):
-                raise DataError(f"{spec}: {directory / 'train'} and {test_dir} must both have "
-                                "class folders or both be flat")
+                raise DataError(
+                    f"{spec}: {directory / 'train'} and {test_dir} must both have "
+                    "class folders or both be flat"
+                )
         else:
             files, owner, classes = _scan_folder(directory)
             if len(files) < 2:
-                raise DataError(f"{spec}: found {len(files)} image(s); need at least 2 to "
-                                "split into train and test")
+                raise DataError(
+                    f"{spec}: found {len(files)} image(s); need at least 2 to "
+                    "split into train and test"
+                )
             index = {c: i for i, c in enumerate(classes)}
             labels = np.array([index.get(o, -1) for o in owner])
             tr, te = split_indices(labels, 0.2, seed)
             tr_files, tr_owner = [files[i] for i in tr], [owner[i] for i in tr]
             te_files, te_owner = [files[i] for i in te], [owner[i] for i in te]
-        for where, found in ((directory / "train" if presplit else directory, tr_files),
-                             (test_dir if presplit else directory, te_files)):
-            if not found:
-                raise DataError(f"{spec}: no image files ({', '.join(sorted(IMAGE_EXTS))}) "
-                                f"in {where} (empty split)")
+            if not te_files:
+                raise DataError(
+                    f"{spec}: the seeded 80/20 split left no test images (every class of "
+                    f"{directory} has a single image)"
+                )
         index = {c: i for i, c in enumerate(classes)}
         matches = [_ATTR_DIR.match(c) for c in classes]
-        attr = matches[0].group(1) if classes and all(matches) else None
-        if attr is not None and any(m.group(1) != attr for m in matches if m):
-            attr = None
+        names = {m.group(1) for m in matches if m}
+        attr = names.pop() if classes and all(matches) and len(names) == 1 else None
         splits = {}
         for split, files, owner in (("train", tr_files, tr_owner), ("test", te_files, te_owner)):
-            d: dict = {"images": read_images(files),
-                       "labels": [index.get(o, -1) for o in owner]}
+            d: dict = {"images": read_images(files), "labels": [index.get(o, -1) for o in owner]}
             if attr is not None:
                 d["attrs"] = torch.tensor([[int(o[-1])] for o in owner], dtype=torch.uint8)
             splits[split] = d
-        return make_dataset(directory.name, splits["train"], splits["test"], classes,
-                            attr_names=[attr] if attr else [])
+        return make_dataset(
+            directory.name,
+            splits["train"],
+            splits["test"],
+            classes,
+            attr_names=[attr] if attr else [],
+        )
 
-    return cached(f"folder-{directory.name}", f"folder:{directory.absolute()}|seed={seed}", files_under(directory),
-                  build)
+    return cached(
+        f"folder-{directory.name}",
+        f"folder:{directory.absolute()}|seed={seed}",
+        files_under(directory),
+        build,
+    )

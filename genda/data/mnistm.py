@@ -26,8 +26,9 @@ from genda.data.formats import (
 )
 
 
-def blend_with_photos(digits: torch.Tensor, photos: Sequence[torch.Tensor],
-                      generator: torch.Generator) -> torch.Tensor:
+def blend_with_photos(
+    digits: torch.Tensor, photos: Sequence[torch.Tensor], generator: torch.Generator
+) -> torch.Tensor:
     """``|patch - digit|`` for uint8 digits ``[N, 1|3, H, W]`` -> uint8 ``[N, 3, H, W]``.
 
     Each digit gets a random photo and a random ``H x W`` patch of it (photos are uint8
@@ -54,15 +55,20 @@ def blend_with_photos(digits: torch.Tensor, photos: Sequence[torch.Tensor],
     return out
 
 
-def blend_dataset(digits: Dataset, photos: Sequence[torch.Tensor], name: str,
-                  seed: int = 0) -> Dataset:
+def blend_dataset(
+    digits: Dataset, photos: Sequence[torch.Tensor], name: str, seed: int = 0
+) -> Dataset:
     """Apply :func:`blend_with_photos` to both splits; one generator, so train and test
     get different patches while the digits, labels and split stay those of ``digits``."""
     g = torch.Generator().manual_seed(seed)
 
     def dom(d: Domain, split: str) -> Domain:
-        return Domain(images=blend_with_photos(d.images, photos, g), labels=d.labels,
-                      name=f"{name}/{split}", classes=list(d.classes))
+        return Domain(
+            images=blend_with_photos(d.images, photos, g),
+            labels=d.labels,
+            name=f"{name}/{split}",
+            classes=list(d.classes),
+        )
 
     return Dataset(name, dom(digits.train, "train"), dom(digits.test, "test"))
 
@@ -76,8 +82,10 @@ def load_photos(directory: Path) -> list[torch.Tensor]:
         if a.ndim == 3:
             photos.append(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))))
     if not photos:
-        raise DataError(f"mnistm: expected colour photos (*.jpg, *.png) in {directory} "
-                        "(e.g. BSDS500 images/train); found none")
+        raise DataError(
+            f"mnistm: expected colour photos (*.jpg, *.png) in {directory} "
+            "(e.g. BSDS500 images/train); found none"
+        )
     return photos
 
 
@@ -86,13 +94,16 @@ def build_mnistm(mnist: Dataset, photos_dir: Path, seed: int = 0) -> Dataset:
     return blend_dataset(mnist, load_photos(photos_dir), "mnistm", seed)
 
 
-def load_mnistm(mnist_root: Path, photos_dir: Path, download: bool = False,
-                seed: int = 0) -> Dataset:
+def load_mnistm(
+    mnist_root: Path, photos_dir: Path, download: bool = False, seed: int = 0
+) -> Dataset:
     """Cached :func:`build_mnistm` for the spec ``mnistm:MNIST_ROOT,PHOTOS_DIR``."""
     mnist = load_mnist(mnist_root, download=download)
     if not photos_dir.is_dir():
-        raise DataError(f"mnistm:{mnist_root},{photos_dir}: expected a folder of colour "
-                        f"photos (e.g. BSDS500 images/train); {photos_dir} does not exist")
+        raise DataError(
+            f"mnistm:{mnist_root},{photos_dir}: expected a folder of colour "
+            f"photos (e.g. BSDS500 images/train); {photos_dir} does not exist"
+        )
     key = f"mnistm:{mnist_root.absolute()},{photos_dir.absolute()}|seed={seed}"
     inputs = [*(mnist_files(mnist_root) or {}).values(), *files_under(photos_dir)]
     return cached("mnistm", key, inputs, lambda: build_mnistm(mnist, photos_dir, seed))

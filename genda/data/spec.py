@@ -56,8 +56,9 @@ def load_dataset(spec: str, download: bool = False) -> Dataset:
         parts = [p.strip() for p in arg.split(",")]
         if len(parts) != 2 or not all(parts):
             raise DataError(f"mnistm: expected mnistm:MNIST_ROOT,PHOTOS_DIR, got {spec!r}")
-        return load_mnistm(Path(parts[0]).expanduser(), Path(parts[1]).expanduser(),
-                           download=download)
+        return load_mnistm(
+            Path(parts[0]).expanduser(), Path(parts[1]).expanduser(), download=download
+        )
     path = Path(arg.strip()).expanduser()
     if kind == "course":
         return load_course(path)

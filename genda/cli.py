@@ -83,6 +83,40 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
             print(f"{k}: {v}")
 
 
+def _sample_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Sampling options given on the command line (unset ones are left to the model)."""
+    return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "eta": args.eta}
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from genda.engine.generate import write_samples
+
+    info = write_samples(args.run, args.out, args.n, per_class=args.per_class, seed=args.seed,
+                         device=args.device, **_sample_options(args))
+    print(f"wrote {info['images']} images to {info['out']} ({info['images_per_s']} images/s); "
+          f"grid: {Path(info['out']) / 'grid.png'}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from genda.engine.generate import evaluate_run
+
+    metrics = evaluate_run(args.run, n=args.n, inception_weights=args.inception_weights, seed=args.seed,
+                           device=args.device, evaluator_steps=args.evaluator_steps, verbose=True,
+                           **_sample_options(args))
+    _print_metrics(metrics)
+    print(f"merged into {Path(args.run) / 'metrics.json'}")
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling (only for models whose sample() accepts the option)")
+    g.add_argument("--steps", type=int, help="sampler steps, 1..T (diffusion models)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance weight w >= 0")
+    g.add_argument("--sampler", help="diffusion sampler: ddim or ddpm")
+    g.add_argument("--eta", type=float, help="DDIM noise scale in [0, 1]")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the samples")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
 def cmd_uda_table(args: argparse.Namespace) -> None:
     from genda.engine.table import run_table
 
@@ -143,6 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--out", required=True, help="table directory (re-running resumes it)")
     _common_train_args(tab)
     tab.set_defaults(func=cmd_uda_table)
+
+    smp = sub.add_parser("sample", help="sample a generative run into an image folder (+ grid.png)")
+    smp.add_argument("run", help="run directory of a trained generative model")
+    smp.add_argument("--n", type=int, default=100, help="images (per class with --per-class)")
+    smp.add_argument("--per-class", action="store_true", help="--n images for every class")
+    smp.add_argument("--out", required=True, help="output folder (new or empty)")
+    _sampling_args(smp)
+    smp.set_defaults(func=cmd_sample)
+
+    ev = sub.add_parser("eval", help="FID/IS, classifier accuracy, face-detection rate -> metrics.json")
+    ev.add_argument("run", help="run directory of a trained generative model")
+    ev.add_argument("--n", type=int, default=1000, help="generated images to score")
+    ev.add_argument("--inception-weights", metavar="PATH",
+                    help="local torchvision inception_v3 state_dict; without it FID/IS use a "
+                         "classifier trained on the real data (never downloaded)")
+    ev.add_argument("--evaluator-steps", type=int, default=1000,
+                    help="training steps of the evaluation classifier (cached per data set)")
+    _sampling_args(ev)
+    ev.set_defaults(func=cmd_eval)
 
     rep = sub.add_parser("report", help="write report.md + report.html from runs and tables")
     rep.add_argument("runs", nargs="+", help="run directories, table directories or folders of them")

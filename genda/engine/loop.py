@@ -6,6 +6,7 @@ follow a whole run in :func:`train`; what differs between methods lives in their
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -35,9 +36,11 @@ def resolve_config(raw: dict[str, Any]) -> ExperimentConfig:
     """Validate a raw config dict after applying the method's own defaults beneath it."""
     from genda.methods import get_method
 
-    method = raw.get("method", ExperimentConfig.method)
-    cls = get_method(method)
-    return from_dict(ExperimentConfig, merge(cls.defaults, raw))
+    cls = get_method(raw.get("method", ExperimentConfig.method))
+    cfg = from_dict(ExperimentConfig, merge(cls.defaults, raw))
+    # Fill in every hyper-parameter so config.yaml (and the report) shows the full set.
+    cfg.hparams = dataclasses.asdict(from_dict(cls.Hparams, cfg.hparams, "hparams."))
+    return cfg
 
 
 def total_steps(cfg: ExperimentConfig, data: ExperimentData, world: int = 1) -> int:
@@ -81,21 +84,23 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
         method.load_checkpoint_state(state["method"])
         for k, s in state["streams"].items():
             streams[k].load_state_dict(s)
-        ckpt.set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")  # each rank's RNG (dropout, noise) where the world is the same
+        ckpt.set_rng_state(ranks[rt.rank] if ranks and len(ranks) == rt.world else state["rng"])
         start, elapsed = state["step"], state["elapsed"]
         history.restore(state["history"], start)
+    elif last is not None and rt.broadcast(last.exists()):  # rank 0 decides, so all ranks stop
+        raise ckpt.CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
+                                   f"or choose another --out")
     elif main:
-        if last is not None and last.exists():
-            raise ckpt.CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
-                                       f"or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", cfg.to_dict())
         write_text(run_dir / "architecture.txt", method.architecture())
 
     def save_checkpoint(step: int) -> None:
+        rng = rt.gather_object(ckpt.rng_state())  # collective: every rank calls save_checkpoint
         if main:
             ckpt.save(last, {"step": step, "elapsed": elapsed + time.perf_counter() - t0,
-                             "method": method.checkpoint_state(), "rng": ckpt.rng_state(),
+                             "method": method.checkpoint_state(), "rng": rng[0], "rng_ranks": rng,
                              "streams": {k: s.state_dict() for k, s in streams.items()},
                              "history": history.rows, "config": cfg.to_dict()})
             history.save()
@@ -125,9 +130,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
             if bar is not None:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
         if tc.eval_every and step % tc.eval_every == 0 and step != steps:
-            method.eval()
-            history.log(step, elapsed + time.perf_counter() - t0, _scalars(method.evaluate(data)))
-            method.train()
+            history.log(step, elapsed + time.perf_counter() - t0, _scalars(rt.evaluate(method, data)))
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
             save_checkpoint(step)
         if bar is not None:
@@ -137,7 +140,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
     wall = elapsed + time.perf_counter() - t0
     save_checkpoint(steps)
     method.eval()
-    metrics = method.evaluate(data, (run_dir / "figures") if main else None)
+    metrics = rt.evaluate(method, data, (run_dir / "figures") if main else None)  # rank 0 only
     history.log(steps, wall, _scalars(metrics))
     metrics = {"method": cfg.method, "seed": tc.seed, "steps": steps, "wall_time_s": round(wall, 2),
                "source": cfg.data.source, **({"target": cfg.data.target} if cfg.data.target else {}),

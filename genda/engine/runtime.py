@@ -1,14 +1,26 @@
 """Devices, precision and data parallelism, delegated to Lightning Fabric.
 
-Fabric wraps torch.distributed/DDP: with ``devices > 1`` it launches the processes itself
-(or joins the ones ``torchrun`` started), wraps every network in DDP so gradients are
-averaged by DDP's reducer, and runs forwards under the chosen autocast precision. genda
-adds no launcher and no gradient averaging of its own.
+Fabric wraps torch.distributed/DDP: with ``devices * num_nodes > 1`` it launches the
+processes itself (re-executing the command line once per extra local rank) or joins the
+ones ``torchrun`` started, wraps every trainable network in DDP so gradients are averaged by
+DDP's reducer, and runs forwards under the chosen autocast precision. genda adds no
+launcher and no gradient averaging of its own; what it adds is the rank-0 rule: only rank 0
+evaluates, draws figures and writes files, and it shares its metrics with the other ranks.
+
+- one process: ``genda train ...``
+- one machine, N processes (GPUs, or CPU processes with gloo): ``genda train ... --devices N``
+- several machines: ``torchrun --nnodes M --nproc-per-node N --rdzv-endpoint HOST:PORT
+  -m genda.cli train ... --devices N --set train.num_nodes=M`` (Fabric detects torchrun's
+  environment; the counts must match torchrun's)
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -28,6 +40,31 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def check_torchrun(tc: TrainConfig) -> None:
+    """Under ``torchrun`` the process layout is torchrun's: the config must describe it."""
+    if not (torch.distributed.is_available() and torch.distributed.is_torchelastic_launched()):
+        return
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if (tc.devices, tc.num_nodes) != (local, world // max(local, 1)):
+        raise ConfigError(
+            f"launched by torchrun with {world} processes ({local} per node) but train.devices="
+            f"{tc.devices} and train.num_nodes={tc.num_nodes}; pass --devices {local}"
+            + (f" --set train.num_nodes={world // local}" if world // local > 1 else ""))
+
+
+def check_compile(accel: str) -> None:
+    """``train.compile``: fail at start-up, not at the first step, when it cannot work here."""
+    if not hasattr(torch, "compile"):
+        raise ConfigError("train.compile=true needs torch.compile (PyTorch >= 2.0)")
+    if accel == "cpu":
+        cxx = os.environ.get("CXX", "g++")
+        if shutil.which(cxx) is None and shutil.which("c++") is None and shutil.which("clang++") is None:
+            raise ConfigError("train.compile=true on CPU needs a C++ compiler (g++ or clang++, or set "
+                              "$CXX) for torch.compile's inductor backend; install one or set "
+                              "train.compile=false")
+
+
 class Runtime:
     """One process's view of the run: its device, rank and the Fabric doing the plumbing."""
 
@@ -39,14 +76,22 @@ class Runtime:
         if precision == "auto":
             precision = "bf16-mixed" if accel == "cuda" else "32-true"
         world = tc.devices * tc.num_nodes
-        if tc.threads:
-            torch.set_num_threads(tc.threads)
-        if world > 1 and accel == "cpu" and not tc.threads:
-            # N processes on one CPU: share the cores instead of oversubscribing them.
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // tc.devices))
+        check_torchrun(tc)
+        if tc.compile:
+            check_compile(accel)
+        self.sync_batchnorm = bool(getattr(tc, "sync_batchnorm", False)) and world > 1
+        if self.sync_batchnorm and accel != "cuda":
+            raise ConfigError("train.sync_batchnorm needs CUDA devices (torch's SyncBatchNorm "
+                              f"does not run on {accel})")
+        # Fabric picks gloo on CPU and NCCL on CUDA for "ddp", and the subprocess launcher
+        # unless torchrun/SLURM already started the processes.
         self.fabric = Fabric(accelerator=accel, devices=tc.devices, num_nodes=tc.num_nodes,
                              strategy="ddp" if world > 1 else "auto", precision=precision)
         self.fabric.launch()
+        # After launch: Fabric's launcher sets cpu_count // devices threads per process
+        # (unless OMP_NUM_THREADS is set); an explicit train.threads wins over both.
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
         self.precision = precision
         self.channels_last = tc.channels_last
         self.compile = tc.compile
@@ -75,22 +120,80 @@ class Runtime:
         return self.fabric.global_rank == 0
 
     def setup(self, method) -> None:
-        """Move the method's nets to the device, wrap them (DDP/precision), set up optimisers."""
+        """Move the method's nets to the device, wrap them (DDP/precision), set up optimisers.
+
+        With ``compile`` each net is ``torch.compile``d first; Fabric's ``setup_module``
+        strips the compiled wrapper, wraps the plain net (DDP) and compiles the wrapped one
+        again, so DDP's bucketing sees the real parameters.
+        """
         method.to(self.device)
         if self.channels_last:
             method.to(memory_format=torch.channels_last)
             method.channels_last = True
         for k in list(method.nets.keys()):
             net = method.nets[k]
+            trainable = any(p.requires_grad for p in net.parameters())
+            if self.sync_batchnorm and trainable:
+                net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
             if self.compile:
                 net = torch.compile(net)
-            if any(p.requires_grad for p in net.parameters()):
-                method.nets[k] = self.fabric.setup_module(net)
-            else:
-                method.nets[k] = net
+            method.nets[k] = self.fabric.setup_module(net) if trainable else net
         for k, opt in method.optimizers.items():
             method.optimizers[k] = self.fabric.setup_optimizers(opt)
         method.backward = self.fabric.backward
+
+    @contextmanager
+    def local(self, method) -> Iterator[None]:
+        """Call the method's nets without DDP and ``torch.compile`` (precision kept).
+
+        A DDP forward may broadcast buffers, a collective every rank must join; evaluation runs
+        on rank 0 alone, so it must not go through DDP. Compiled nets would recompile for
+        evaluation's batch sizes and eval mode, so evaluation uses the plain nets too.
+        """
+        swapped: list[tuple[Any, Any]] = []
+        plain: dict[str, Any] = {}
+        for k, net in method.nets.items():
+            fwd, orig = getattr(net, "_forward_module", None), getattr(net, "_original_module", None)
+            if fwd is not None and orig is not None and fwd is not orig:
+                net._forward_module = orig  # the Fabric wrapper keeps doing precision
+                swapped.append((net, fwd))
+            elif hasattr(net, "_orig_mod"):  # compiled but not set up (frozen nets)
+                plain[k] = net
+                method.nets[k] = net._orig_mod
+        try:
+            yield
+        finally:
+            for net, fwd in swapped:
+                net._forward_module = fwd
+            for k, net in plain.items():
+                method.nets[k] = net
+
+    def evaluate(self, method, data, run_dir=None) -> dict[str, Any]:
+        """``method.evaluate`` on rank 0 (files and figures there), its metrics sent to every rank."""
+        metrics: dict[str, Any] | None = None
+        if self.is_main:
+            was_training = method.training
+            method.eval()
+            try:
+                with self.local(method):
+                    metrics = method.evaluate(data, run_dir)
+            finally:
+                method.train(was_training)
+        if self.world > 1:
+            metrics = self.fabric.broadcast(metrics, src=0)
+        return metrics
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (picklable) on every rank, e.g. a decision only rank 0 can make."""
+        return obj if self.world == 1 else self.fabric.broadcast(obj, src=0)
+
+    def gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(out, obj)
+        return out
 
     def reduce_mean(self, values: torch.Tensor) -> torch.Tensor:
         """Average a tensor over processes (identity in a single process)."""

@@ -10,6 +10,15 @@ _REGISTRY: dict[str, str] = {
     "source-only": "genda.methods.supervised:SourceOnly",
     "target-only": "genda.methods.supervised:TargetOnly",
     "dann": "genda.methods.dann:DANN",
+    "ddpm": "genda.methods.ddpm:DDPM",
+    "adda": "genda.methods.adda:ADDA",
+    "dsn": "genda.methods.dsn:DSN",
+    "pixelda": "genda.methods.pixelda:PixelDA",
+    "selftrain": "genda.methods.selftrain:SelfTrain",
+    "dcgan": "genda.methods.dcgan:DCGAN",
+    "gan": "genda.methods.gan:GAN",
+    "acgan": "genda.methods.acgan:ACGAN",
+    "vae": "genda.methods.vae:VAE",
 }
 
 

@@ -68,3 +68,64 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Mean prediction entropy (nats) of a batch of logits."""
     p = logits.float().softmax(1)
     return -(p * p.clamp_min(1e-8).log()).sum(1).mean()
+
+
+def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Standard (non-saturating) GAN loss: BCE of discriminator ``logits`` against all-``real``.
+
+    Used with *inverted labels* by the generator side of ADDA (target encoder) and PixelDA
+    (pixel generator): the discriminator is trained with ``real=True`` for one domain and
+    ``real=False`` for the other, the mapping with ``real=True`` on its own outputs
+    (Goodfellow et al., 2014; Tzeng et al., 2017, eq. 9).
+    """
+    logits = logits.float().reshape(-1)
+    target = torch.full_like(logits, 1.0 if real else 0.0)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def simse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Scale-invariant MSE (Eigen et al., 2014), averaged over the batch.
+
+    ``1/k ||d||^2 - 1/k^2 (sum d)^2`` with ``d = target - pred`` over the ``k`` values of one
+    image: it ignores a constant offset of the whole image, so a reconstruction / adapted image
+    is judged on its shape, not its absolute intensity. DSN's reconstruction loss
+    (Bousmalis et al., 2016, eq. 4) and PixelDA's content-similarity loss (PMSE, Bousmalis et
+    al., 2017, eq. 6) are both this quantity.
+    """
+    d = (target - pred).float().flatten(1)
+    k = d.shape[1]
+    return (d.pow(2).sum(1) / k - d.sum(1).pow(2) / k**2).mean()
+
+
+def difference_loss(shared: torch.Tensor, private: torch.Tensor) -> torch.Tensor:
+    """DSN's soft subspace-orthogonality loss ``||H_c^T H_p||_F^2`` (Bousmalis et al., 2016, eq. 5).
+
+    Rows are centred and L2-normalised first (as in the authors' code) so the loss measures
+    correlation between shared and private features, not their scale; without that the
+    encoders could satisfy it by shrinking their outputs.
+    Shapes: ``shared [N, d1]``, ``private [N, d2]`` -> scalar (mean over the d1 x d2 entries).
+    """
+    def norm(h: torch.Tensor) -> torch.Tensor:
+        h = h.float() - h.float().mean(0, keepdim=True)
+        return F.normalize(h, dim=1, eps=1e-6)
+
+    return (norm(shared).t() @ norm(private)).pow(2).mean()
+
+
+def diversity(logits: torch.Tensor) -> torch.Tensor:
+    """``log K - H(mean softmax)``: 0 when the batch's mean prediction is uniform over K classes.
+
+    The diversity half of information maximisation (Krause et al., 2010; Liang et al., 2020,
+    SHOT): minimising it stops self-training from collapsing every target image onto a few
+    classes, the failure mode of pseudo-labelling on an imbalanced start.
+    """
+    p = logits.float().softmax(1).mean(0)
+    return math.log(logits.shape[1]) + (p * p.clamp_min(1e-8).log()).sum()
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """Mean teacher (Tarvainen & Valpola, 2017): ``teacher <- decay*teacher + (1-decay)*student``
+    for parameters. Buffers (BatchNorm statistics) are left alone: the teacher keeps its own."""
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.lerp_(s.detach(), 1.0 - decay)

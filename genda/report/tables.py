@@ -56,13 +56,23 @@ class TableSummary:
         return [m for m in self.methods if m not in (LOWER_BOUND, UPPER_BOUND)]
 
 
+# How method names are written in tables and sentences (papers' spelling).
+DISPLAY_NAMES = {"dann": "DANN", "adda": "ADDA", "dsn": "DSN", "pixelda": "PixelDA",
+                 "selftrain": "Self-training", "dcgan": "DCGAN", "acgan": "ACGAN",
+                 "vae": "VAE", "ddpm": "DDPM", "gan": "Improved GAN"}
+
+
+def display_name(method: str) -> str:
+    return DISPLAY_NAMES.get(method, method)
+
+
 def method_label(method: str) -> str:
     """Row label of a method in every table of the report."""
     if method == LOWER_BOUND:
         return "Trained on source (lower bound)"
     if method == UPPER_BOUND:
         return "Trained on target (upper bound)"
-    return f"Adaptation ({method})"
+    return f"Adaptation ({display_name(method)})"
 
 
 def pair_label(pair: Pair, sep: str = " → ") -> str:
@@ -128,11 +138,11 @@ def _observe(summary: TableSummary, method: str, pair: Pair) -> str | None:
     name = pair_label(pair, "→")
     if cell.mean <= lower.mean:
         text = (
-            f"{method} did not improve {name} target accuracy over source-only training: "
+            f"{display_name(method)} did not improve {name} target accuracy over source-only training: "
             f"{cell.mean:.1f}% vs {lower.mean:.1f}%."
         )
     else:
-        text = f"{method} raised {name} target accuracy from {lower.mean:.1f}% to {cell.mean:.1f}%"
+        text = f"{display_name(method)} raised {name} target accuracy from {lower.mean:.1f}% to {cell.mean:.1f}%"
         if upper is not None and cell.mean >= upper.mean:
             text += f", reaching the target-trained bound ({upper.mean:.1f}%)."
         elif upper is not None:

@@ -1,0 +1,409 @@
+"""Training throughput: genda's DANN step vs the conventional PIL + DataLoader pipeline.
+
+Both sides train the same networks (``genda.nets.digits`` "lenet" encoder, classifier and
+domain discriminator behind a gradient-reversal layer) with the same optimiser (SGD,
+momentum 0.9, nesterov, weight decay 5e-4, the DANN lr annealing) on the same data
+(MNIST -> USPS at 28 px, 128 source + 128 target images per step):
+
+- **baseline** (the reference scripts): a ``Dataset`` that opens one PNG per sample with
+  PIL and applies ``Resize(28), ToTensor(), Normalize((0.5,), (0.5,))``, one ``DataLoader``
+  per domain (``--workers``, shuffled, ``drop_last``), ``loss.backward()`` and a
+  ``loss.item()`` every step. MNIST is written once as PNGs in the course layout into a
+  cache directory (``$GENDA_BENCH_CACHE``, default ``~/.cache/genda/bench``); the target
+  is the real USPS PNGs in ``../shared/data/course/usps``.
+- **genda**: ``Runtime`` (Lightning Fabric), in-memory uint8 ``Stream`` batches and
+  ``DANN.train_step``, i.e. what ``genda.engine.loop.train`` runs each step (including its
+  accumulation of logged scalars and one host sync every ``log_every`` steps).
+
+Steady state: after a warm-up, blocks of ``--steps`` steps of every pipeline are timed in
+turn, ``--reps`` times (interleaved, because the machine may be shared), and the median
+source images/s is reported. Before each baseline block its loaders' prefetch buffers are
+drained untimed, so no block starts with batches decoded during another pipeline's turn.
+End to end: ``--e2e-steps`` steps from nothing, including reading data (genda: from its
+cache) and starting workers; genda's run goes through ``loop.train`` with the final
+evaluation skipped. Peak RSS is measured in separate child processes, one per pipeline.
+
+    python benchmarks/pipeline.py                      # workers 2 and 0, 2 genda variants
+    python benchmarks/pipeline.py --threads 1 --steps 30 --reps 7
+    python benchmarks/pipeline.py --variants default,channels_last,compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    REPO,
+    bench_cache,
+    emit_json,
+    machine,
+    median,
+    parse_json,
+    peak_rss_mb,
+    pss_mb,
+    shared_data,
+    spread,
+    table,
+)
+
+sys.path.insert(0, str(REPO))
+
+SIZE = 28
+# genda variants: name -> (TrainConfig overrides, optimiser param-group overrides)
+VARIANTS = {
+    "default": ({}, {}),
+    "channels_last": ({"channels_last": True}, {}),
+    "compile": ({"compile": True}, {}),
+    "channels_last+compile": ({"channels_last": True, "compile": True}, {}),
+    "foreach": ({}, {"foreach": True}),
+    "channels_last+foreach": ({"channels_last": True}, {"foreach": True}),
+    "fused": ({}, {"fused": True}),
+}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def mnist_pngs() -> Path:
+    """MNIST written once as 8-bit PNGs in the course layout (data/*.png + train.csv/val.csv)."""
+    out = bench_cache() / "mnist_course"
+    if (out / ".complete").exists():
+        return out
+    from genda.data.spec import load_dataset
+
+    ds = load_dataset(f"mnist:{shared_data() / 'mnist'}")
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    print(f"writing MNIST as PNGs into {out} (once) ...", flush=True)
+    for split, prefix, csv_name in (("train", "tr", "train.csv"), ("test", "te", "val.csv")):
+        dom = getattr(ds, split)
+        with open(out / csv_name, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["image_name", "label"])
+            for i, (img, y) in enumerate(zip(dom.images, dom.labels.tolist(), strict=True)):
+                name = f"{prefix}{i:05d}.png"
+                Image.fromarray(img[0].numpy()).save(out / "data" / name)
+                w.writerow([name, y])
+    (out / ".complete").touch()
+    return out
+
+
+def usps_pngs() -> Path:
+    return shared_data() / "course" / "usps"
+
+
+def data_config():
+    from genda.engine.config import DataConfig
+
+    return DataConfig(source=f"mnist:{shared_data() / 'mnist'}", target=f"course:{usps_pngs()}",
+                      size=SIZE, channels=1)
+
+
+# ------------------------------------------------------------------------- baseline
+
+
+class PngDigits(torch.utils.data.Dataset):
+    """The reference scripts' dataset: open and transform one PNG per ``__getitem__``."""
+
+    def __init__(self, root: Path, csv_name: str = "train.csv") -> None:
+        from torchvision import transforms as T
+
+        with open(root / csv_name, newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        self.paths = [root / "data" / r[0] for r in rows]
+        self.labels = [int(r[1]) for r in rows]
+        self.transform = T.Compose([T.Resize(SIZE), T.ToTensor(), T.Normalize((0.5,), (0.5,))])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        img = Image.open(self.paths[i]).convert("L")
+        return self.transform(img), self.labels[i]
+
+
+class Baseline:
+    """The conventional pipeline: PIL per sample, DataLoader, ``loss.item()`` per step."""
+
+    def __init__(self, batch_size: int, workers: int, total_steps: int, seed: int = 0) -> None:
+        from genda.methods.losses import DomainAdversarialLoss, dann_lambda, dann_lr
+        from genda.nets import digits
+
+        torch.manual_seed(seed)
+        self.enc, self.cls, disc = digits.build("lenet", 1, SIZE, 10)
+        self.adv = DomainAdversarialLoss(disc)
+        self.modules = torch.nn.ModuleList([self.enc, self.cls, disc]).train()
+        self.opt = torch.optim.SGD(self.modules.parameters(), lr=0.01, momentum=0.9,
+                                   weight_decay=5e-4, nesterov=True)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: dann_lr(s / total_steps))
+        self.lam = lambda step: dann_lambda((step - 1) / total_steps)
+        self.total_steps, self.step_no, self.workers = total_steps, 0, workers
+        kw = {"batch_size": batch_size, "shuffle": True, "drop_last": True, "num_workers": workers}
+        self.loaders = [torch.utils.data.DataLoader(PngDigits(mnist_pngs()), **kw),
+                        torch.utils.data.DataLoader(PngDigits(usps_pngs()), **kw)]
+        self.iters = [iter(dl) for dl in self.loaders]
+
+    def _next(self, i: int):
+        try:
+            return next(self.iters[i])
+        except StopIteration:  # a new epoch: a new iterator (and, with workers, new processes)
+            self.iters[i] = iter(self.loaders[i])
+            return next(self.iters[i])
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for it in self.iters for w in getattr(it, "_workers", [])]
+
+    def step(self) -> float:
+        (xs, ys), (xt, _) = self._next(0), self._next(1)
+        self.step_no += 1
+        f = self.enc(torch.cat([xs, xt]))
+        fs, ft = f[: len(xs)], f[len(xs):]
+        cls_loss = F.cross_entropy(self.cls(fs), ys)
+        dom_loss, _ = self.adv(fs, ft, self.lam(self.step_no))
+        loss = cls_loss + dom_loss
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss.item()
+
+    def settle(self) -> None:
+        """Consume the batches the workers prefetched while another pipeline was timed."""
+        for _ in range(2 * self.workers):  # prefetch_factor (2) batches per worker
+            self.step()
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.step()
+
+    def close(self) -> None:
+        self.iters = []  # workers exit when their iterators are collected
+
+
+# ---------------------------------------------------------------------------- genda
+
+
+def genda_config(variant: str, batch_size: int, steps: int, threads: int):
+    from genda.engine.config import ExperimentConfig, TrainConfig
+
+    tc = TrainConfig(steps=steps, batch_size=batch_size, device="cpu", threads=threads,
+                     progress=False, ckpt_every=0, **VARIANTS[variant][0])
+    return ExperimentConfig(method="dann", data=data_config(), train=tc)
+
+
+class Genda:
+    """What ``loop.train`` does per step, on a method set up by the real ``Runtime``."""
+
+    def __init__(self, variant: str, data, batch_size: int, total_steps: int, threads: int) -> None:
+        from genda.data.stream import Stream
+        from genda.engine.loop import build_method
+        from genda.engine.runtime import Runtime
+
+        cfg = genda_config(variant, batch_size, total_steps, threads)
+        tc = cfg.train
+        self.rt = Runtime(tc)
+        torch.manual_seed(tc.seed)
+        self.method = build_method(cfg, data.info)
+        self.method.total_steps = total_steps
+        self.method.configure(total_steps)
+        for opt in self.method.optimizers.values():
+            for g in opt.param_groups:
+                g.update(VARIANTS[variant][1])
+        self.streams = {name: Stream(data.split(name), batch_size, self.rt.device, tc.seed + 7919 * i)
+                        for i, name in enumerate(self.method.streams)}
+        self.rt.setup(self.method)
+        self.method.train()
+        self.log_every, self.step_no = tc.log_every, 0
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.step_no += 1
+            logs = self.method.train_step({k: s.next() for k, s in self.streams.items()}, self.step_no)
+            for k, v in logs.items():
+                v = v.detach().float()
+                self.sums[k] = self.sums[k] + v if k in self.sums else v
+            if self.step_no % self.log_every == 0:
+                self.flush()
+        self.flush()  # end every timed block with the values on the host
+
+    def settle(self) -> None:
+        self.run(1)
+
+    def flush(self) -> None:
+        if self.sums:
+            self.rt.reduce_mean(torch.stack(list(self.sums.values()))).tolist()
+            self.sums = {}
+
+
+@contextmanager
+def no_final_evaluation():
+    """``loop.train`` without its test-set evaluation (not part of a training-step benchmark)."""
+    from genda.engine import loop
+
+    build = loop.build_method
+
+    def patched(cfg, info):
+        m = build(cfg, info)
+        m.evaluate = lambda *a, **k: {}
+        return m
+
+    loop.build_method = patched
+    try:
+        yield
+    finally:
+        loop.build_method = build
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def end_to_end(kind: str, args, steps: int) -> dict:
+    """Seconds for ``steps`` steps from nothing (data read + set-up + training)."""
+    t0 = time.perf_counter()
+    if kind == "genda":
+        from genda.data.prepare import prepare
+        from genda.engine.loop import train
+
+        data = prepare(data_config(), 0)
+        t_data = time.perf_counter() - t0
+        with no_final_evaluation():
+            train(genda_config(args.variant, args.batch_size, steps, args.threads), None, data=data)
+        return {"total_s": time.perf_counter() - t0, "data_s": t_data}
+    workers = int(kind.split("=")[1])
+    b = Baseline(args.batch_size, workers, steps)
+    b.run(steps)
+    total = time.perf_counter() - t0
+    workers_pss = sum(pss_mb(pid) for pid in b.worker_pids())
+    b.close()
+    return {"total_s": total, "workers_pss_mb": workers_pss}
+
+
+def child_main(args) -> None:
+    """``--rss KIND``: one end-to-end run in a fresh process, reporting its peak RSS."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = end_to_end(args.rss, args, args.e2e_steps)
+    res.update(rss_mb=peak_rss_mb())
+    emit_json(res)
+
+
+def run_child(kind: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--rss", kind, "--batch-size", str(args.batch_size),
+           "--threads", str(args.threads), "--e2e-steps", str(args.e2e_steps), "--variant", args.variant]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return parse_json(out.stdout)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20, help="timed steps per block (steady state)")
+    p.add_argument("--reps", type=int, default=5, help="timed blocks per pipeline (median reported)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps before the first block")
+    p.add_argument("--batch-size", type=int, default=128, help="per domain (source and target)")
+    p.add_argument("--workers", default="2,0", help="baseline DataLoader workers; comma list")
+    p.add_argument("--threads", type=int, default=0, help="torch threads, both pipelines (0 = torch default)")
+    p.add_argument("--variants", default="default,channels_last",
+                   help=f"genda variants, comma list of: {', '.join(VARIANTS)}")
+    p.add_argument("--variant", default="default", help="genda variant for end-to-end and RSS runs")
+    p.add_argument("--e2e-steps", type=int, default=100, help="steps of the end-to-end runs (0 = skip)")
+    p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
+    p.add_argument("--rss", help=argparse.SUPPRESS)  # internal: child process mode
+    args = p.parse_args()
+    if args.rss:
+        return child_main(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants + [args.variant]:
+        if v not in VARIANTS:
+            p.error(f"unknown variant {v!r}; valid: {', '.join(VARIANTS)}")
+    workers = [int(w) for w in args.workers.split(",") if w != ""]
+
+    from genda.data.prepare import prepare
+
+    print(machine())
+    mnist_pngs()
+    data = prepare(data_config(), 0)
+    total = args.warmup + args.reps * (args.steps + 4 * max(workers + [1])) + 10
+    pipes: dict[str, object] = {}
+    for v in variants:
+        pipes[f"genda {v}"] = Genda(v, data, args.batch_size, total, args.threads)
+    for w in workers:
+        pipes[f"baseline workers={w}"] = Baseline(args.batch_size, w, total)
+    for name, pipe in pipes.items():
+        t = time.perf_counter()
+        pipe.run(args.warmup)
+        print(f"warm-up {name}: {time.perf_counter() - t:.1f} s", flush=True)
+
+    rates: dict[str, list[float]] = {k: [] for k in pipes}
+    names = list(pipes)
+    for r in range(args.reps):
+        for name in names if r % 2 == 0 else names[::-1]:
+            pipe = pipes[name]
+            pipe.settle()
+            t = time.perf_counter()
+            pipe.run(args.steps)
+            rates[name].append(args.steps * args.batch_size / (time.perf_counter() - t))
+        print(f"rep {r + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()),
+              flush=True)
+    for pipe in pipes.values():
+        if isinstance(pipe, Baseline):
+            pipe.close()
+
+    ref = median(rates[f"baseline workers={workers[0]}"]) if workers else None
+    rows = []
+    for name, xs in rates.items():
+        ratio = f"{median(xs) / ref:.2f}x" if ref else "-"
+        rows.append([name, spread(xs), f"{args.batch_size / median(xs) * 1e3:.0f}", ratio])
+    print(f"\nsteady state, batch {args.batch_size}+{args.batch_size}, {args.steps} steps x {args.reps} "
+          f"blocks, torch threads {torch.get_num_threads()}:")
+    print(table(["pipeline", "source images/s median (min-max)", "ms/step",
+                 f"vs baseline workers={workers[0]}" if workers else "ratio"], rows))
+    result = {"machine": machine(), "steady": {k: median(v) for k, v in rates.items()}}
+
+    if args.e2e_steps:
+        kinds = ["genda"] + [f"baseline workers={w}" for w in workers]
+        e2e: dict[str, list[float]] = {k: [] for k in kinds}
+        extra: dict[str, dict] = {}
+        for r in range(2):
+            for k in kinds if r == 0 else kinds[::-1]:
+                res = end_to_end(k, args, args.e2e_steps)
+                e2e[k].append(res["total_s"])
+                extra[k] = res
+        rows = []
+        for k, xs in e2e.items():
+            note = f"data read {extra[k]['data_s']:.1f} s" if "data_s" in extra[k] else ""
+            rows.append([k if k != "genda" else f"genda {args.variant}", f"{median(xs):.1f}",
+                         f"{args.e2e_steps * args.batch_size / median(xs):,.0f}", note])
+        print(f"\nend to end, {args.e2e_steps} steps from nothing (median of 2):")
+        print(table(["pipeline", "seconds", "source images/s", "note"], rows))
+        result["e2e_s"] = {k: median(v) for k, v in e2e.items()}
+
+    if not args.no_rss and args.e2e_steps:
+        rows = []
+        result["rss_mb"] = {}
+        for k in ["genda"] + [f"baseline workers={w}" for w in workers]:
+            res = run_child(k, args)
+            workers_pss = res.get("workers_pss_mb", 0.0)
+            rows.append([k, f"{res['rss_mb']:.0f}", f"{workers_pss:.0f}" if workers_pss else "-"])
+            result["rss_mb"][k] = res
+        print(f"\nmemory (MiB), one fresh process per pipeline, {args.e2e_steps} steps end to end:")
+        print(table(["pipeline", "peak RSS, main process", "DataLoader workers, PSS sum at the end"], rows))
+    emit_json(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Sampling a trained generative run to PNG folders, and evaluating its samples.
+
+Both work for every :class:`~genda.methods.generative.GenerativeMethod` through its one
+``sample(n, labels, **options)`` call, so GANs, VAEs and diffusion models share the tool
+chain. Options a method's ``sample`` does not name explicitly (``guidance`` on a GAN) are
+rejected up front instead of being silently ignored.
+
+Folder layout written by :func:`write_samples` (the image-folder layout, so the folder is
+itself a ``folder:DIR`` data set)::
+
+    class-conditional     DIR/<class>/<i>.png          e.g. DIR/7/00003.png
+    attribute models      DIR/<attribute>=<0|1>/<i>.png
+    unconditional         DIR/<i>.png
+    always                DIR/grid.png                 (up to 10 per class, rows = classes)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genda.data.domain import DataError
+from genda.engine.config import ConfigError
+from genda.viz.images import to_uint8
+
+GRID_NAME = "grid.png"
+
+
+def sample_options(method) -> list[str]:
+    """Keyword options ``method.sample`` accepts by name (besides ``n`` and ``labels``)."""
+    params = inspect.signature(method.sample).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [k for k, p in params.items() if p.kind in kinds and k not in ("n", "labels")]
+
+
+def check_options(method, options: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset (``None``) options; reject any the method's ``sample`` does not accept."""
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = sample_options(method)
+    bad = [k for k in options if k not in accepted]
+    if bad:
+        flags = ", ".join("--" + k.replace("_", "-") for k in bad)
+        raise ConfigError(f"method {method.name!r} does not accept {flags} when sampling "
+                          f"(its sample options: {', '.join(accepted) or 'none'})")
+    return options
+
+
+def request_labels(method, n: int, per_class: bool = False) -> torch.Tensor | None:
+    """Labels to request: ``n`` per class with ``per_class``, else ``n`` cycling through the
+    classes (balanced); ``None`` for unconditional models."""
+    k = method.info.num_classes
+    if method.conditioning == "none" or k == 0:
+        return None
+    return torch.arange(k).repeat_interleave(n) if per_class else torch.arange(n) % k
+
+
+@torch.no_grad()
+def generate(method, n: int, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 250,
+             **options: Any) -> torch.Tensor:
+    """uint8 ``[n, C, H, W]`` samples at the training resolution, reproducible from ``seed``."""
+    options = check_options(method, options)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    was_training = method.training
+    method.eval()
+    out = []
+    try:
+        for i in range(0, n, batch_size):
+            y = None if labels is None else labels[i:i + batch_size].to(method.device)
+            m = min(batch_size, n - i)
+            try:
+                x = method.sample(m, y, **options)
+            except ValueError as e:  # bad steps/guidance/labels: a usage error, not a crash
+                raise ConfigError(f"{method.name}: {e}") from e
+            out.append(to_uint8(x))
+    finally:
+        method.train(was_training)
+    images = torch.cat(out)
+    s, c = method.info.size, method.info.channels
+    if tuple(images.shape[1:]) != (c, s, s):
+        raise ConfigError(f"{method.name}.sample returned {tuple(images.shape[1:])} images, expected {(c, s, s)}")
+    return images
+
+
+def _save_png(x: torch.Tensor, path: Path) -> None:
+    a = x.permute(1, 2, 0).numpy()
+    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else np.ascontiguousarray(a)).save(path, format="png")
+
+
+def write_samples(run_dir: str | Path, out: str | Path, n: int, per_class: bool = False, seed: int = 0,
+                  device: str = "cpu", **options: Any) -> dict[str, Any]:
+    """Sample a run into ``out`` in the image-folder layout; returns a summary dict."""
+    from genda.engine.loop import load_method
+    from genda.engine.runtime import resolve_device
+    from genda.viz import save_grid
+
+    if n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty; choose a new --out folder (samples are never mixed)")
+    _, method = load_method(run_dir, resolve_device(device))
+    if method.kind != "generative":
+        raise ConfigError(f"{run_dir} holds a {method.name!r} run, not a generative model")
+    labels = request_labels(method, n, per_class)
+    t0 = time.perf_counter()
+    images = generate(method, len(labels) if labels is not None else n, labels, seed, **options)
+    secs = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    classes = method.info.classes
+    if labels is None:
+        for i, x in enumerate(images):
+            _save_png(x, out / f"{i:05d}.png")
+        grid, nrow = images[:64], 8
+    else:
+        counts: dict[int, int] = {}
+        for x, y in zip(images, labels.tolist(), strict=True):
+            d = out / classes[y]
+            d.mkdir(exist_ok=True)
+            i = counts.get(y, 0)
+            counts[y] = i + 1
+            _save_png(x, d / f"{i:05d}.png")
+        rows = [images[labels == k][:10] for k in range(len(classes))]
+        nrow = max(len(r) for r in rows)
+        grid = torch.cat([torch.cat([r, torch.full((nrow - len(r), *r.shape[1:]), 255, dtype=torch.uint8)])
+                          for r in rows if len(r)])
+    save_grid(grid, out / GRID_NAME, nrow=nrow)
+    return {"run": str(run_dir), "out": str(out), "images": len(images), "seconds": round(secs, 2),
+            "images_per_s": round(len(images) / max(secs, 1e-9), 2), "conditioning": method.conditioning,
+            "options": check_options(method, options)}
+
+
+def _is_face_data(spec: str, info) -> bool:
+    """3-channel 64-px data with CelebA-style attributes (or a celeba/face spec)."""
+    if info.channels != 3 or info.size != 64:
+        return False
+    return bool(info.attr_names) or any(w in spec.lower() for w in ("celeba", "face"))
+
+
+def evaluate_run(run_dir: str | Path, n: int = 1000, inception_weights: str | Path | None = None,
+                 seed: int = 0, device: str = "cpu", evaluator_steps: int = 1000, max_real: int = 10000,
+                 verbose: bool = False, **options: Any) -> dict[str, Any]:
+    """Sample ``n`` images from a run, score them, merge the scores into ``metrics.json``.
+
+    Real reference data is the run's own ``data.source`` (and ``data.attribute``) train split
+    at the training size/channels, up to ``max_real`` images. Scores (percent where a rate):
+
+    ``fid`` / ``fid_extractor``, ``fid_real_test`` (FID of the real test split against the
+    same real train images: the floor an ideal model would reach with this many images),
+    ``inception_score`` (+ ``_std``) and ``inception_score_real``, ``classifier_accuracy`` of
+    conditional samples with ``evaluator_accuracy`` (the classifier on real test images),
+    ``face_detection_rate`` with ``face_detection_rate_real`` for 64-px RGB face data.
+    """
+    from genda.data.prepare import prepare
+    from genda.engine.io import write_json
+    from genda.engine.loop import load_method
+    from genda.engine.runtime import resolve_device
+    from genda.metrics import generative as gm
+    from genda.metrics.evaluator import get_evaluator
+
+    run_dir = Path(run_dir)
+    if n < 2:
+        raise ConfigError(f"--n must be >= 2 for FID, got {n}")
+    dev = resolve_device(device)
+    cfg, method = load_method(run_dir, dev)
+    if method.kind != "generative":
+        raise ConfigError(f"{run_dir} holds a {method.name!r} run, not a generative model")
+    options = check_options(method, options)
+    dc = cfg.data
+    # The full real distribution is the reference, even for a run trained with data.limit.
+    real = prepare(replace(dc, limit=0), cfg.train.seed)
+    real_train, real_test = real.source.train.images[:max_real], real.source.test.images
+
+    labels = request_labels(method, n)
+    t0 = time.perf_counter()
+    fake = generate(method, n, labels, seed, **options)
+    secs = time.perf_counter() - t0
+    out: dict[str, Any] = {"eval_n": n, "eval_seed": seed, "eval_sample_options": options,
+                           "sample_images_per_s": round(n / max(secs, 1e-9), 2)}
+
+    evaluator = None
+    try:
+        evaluator = get_evaluator(dc.source, dc.attribute, dc.size, dc.channels, steps=evaluator_steps,
+                                  device=dev, verbose=verbose)
+        out["evaluator_accuracy"] = evaluator.test_accuracy
+        out["evaluator"] = evaluator.name
+    except DataError as e:  # no labels at all: only Inception features can score FID
+        if not inception_weights:
+            raise ConfigError(f"cannot score {dc.source}: {e}") from e
+    try:
+        ex = gm.make_extractors(inception_weights, evaluator)
+    except (OSError, ValueError) as e:  # missing or wrong weights file
+        raise ConfigError(f"--inception-weights: {e}") from e
+    out["fid"] = round(gm.fid(real_train, fake, ex.fid), 4)
+    out["fid_extractor"] = ex.name
+    out["fid_real_test"] = round(gm.fid(real_train, real_test, ex.fid), 4)
+    if ex.inception is not None:
+        mean, std = gm.inception_score(fake, ex.inception)
+        out["inception_score"], out["inception_score_std"] = round(mean, 4), round(std, 4)
+        out["inception_score_real"] = round(gm.inception_score(real_test, ex.inception)[0], 4)
+    if labels is not None and evaluator is not None and evaluator.mode != "attributes":
+        out["classifier_accuracy"] = gm.classifier_accuracy(fake, labels, evaluator)
+    if _is_face_data(dc.source, method.info):
+        from genda.metrics.faces import DEFAULT_PARAMS, face_detection_rate
+
+        out["face_detection_rate"] = face_detection_rate(fake)
+        out["face_detection_rate_real"] = face_detection_rate(real_test[:n])
+        out["face_detection_params"] = DEFAULT_PARAMS.as_dict()
+
+    path = run_dir / "metrics.json"
+    merged: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            merged = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e}); fix or delete it") from e
+    merged.update(out)
+    write_json(path, merged)
+    return out

@@ -1,0 +1,112 @@
+"""ACGAN: a class- or attribute-conditional DCGAN with an auxiliary classifier.
+
+Odena, Olah & Shlens, "Conditional Image Synthesis with Auxiliary Classifier GANs",
+ICML 2017. The generator sees noise plus a one-hot label; the discriminator outputs the
+real/fake logit and ``k`` class logits. D maximises log-likelihood of the right source and
+of the right class on real *and* fake images; G maximises the same class likelihood on its
+fakes, which pushes every fake to be recognisably of its requested class.
+
+Labels are digit classes (10) or, with ``data.attribute`` (e.g. ``Smiling``), the 0/1 value
+of one face attribute (the data layer turns it into a 2-class label). Fakes reuse the
+labels of the real batch, so the generated class mix follows the data's prior.
+Figures: a class grid (one row per class, one noise per column) or, for a 2-class
+attribute, pairs from the same noise with the attribute off/on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from genda.data.prepare import DataInfo
+from genda.engine.config import ConfigError, bounded
+from genda.methods.dcgan import DCGAN, DCGANHparams
+
+
+@dataclass
+class ACGANHparams(DCGANHparams):
+    aux_weight: float = bounded(1.0, 0.0, 100.0, "weight of the auxiliary class loss")
+
+
+class ACGAN(DCGAN):
+    """DCGAN networks with a one-hot label on G's input and ``1 + k`` logits out of D."""
+
+    name = "acgan"
+    Hparams = ACGANHparams
+    conditioning = "class"
+
+    def __init__(self, hp: ACGANHparams, info: DataInfo) -> None:
+        if info.num_classes < 2:
+            attrs = f" (one of: {', '.join(info.attr_names)})" if info.attr_names else ""
+            raise ConfigError(
+                "acgan needs labelled data: use a data set with classes (e.g. digits) "
+                f"or set data.attribute to a binary attribute{attrs}"
+            )
+        super().__init__(hp, info)
+
+    def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
+        assert y is not None
+        return super().d_loss(out, real, y) + self.hp.aux_weight * F.cross_entropy(
+            out[:, 1:].float(), y
+        )
+
+    def g_loss(self, out: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        assert y is not None
+        return super().g_loss(out, y) + self.hp.aux_weight * F.cross_entropy(out[:, 1:].float(), y)
+
+    def extra_logs(self, out_real: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        return {"acc/aux_real": (out_real[:, 1:].argmax(1) == y).float().mean() * 100}
+
+    @torch.no_grad()
+    def sample_pairs(
+        self, n: int, labels: tuple[int, int] = (0, 1), noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` pairs ``(a, b)`` from the same noise with labels ``labels[0]`` / ``labels[1]``
+        (for an attribute: the attribute off / on), so column i differs only by the label."""
+        if noise is None:
+            noise = torch.randn(n, self.hp.nz, device=self.device)
+        a = self.sample(n, torch.full((n,), labels[0], dtype=torch.long), noise=noise)
+        b = self.sample(n, torch.full((n,), labels[1], dtype=torch.long), noise=noise)
+        return a, b
+
+    @torch.no_grad()
+    def evaluate(self, data: Any, run_dir: Path | None = None) -> dict[str, Any]:
+        """The auxiliary head's accuracy on real test images (percent) and the figures."""
+        from genda.metrics.classification import classification_metrics, predict
+
+        k = self.info.num_classes
+        d = self.nets["d"]
+        logits, y = predict(lambda x: d(self.prepare(x))[:, 1:], data.source.test, self.device)
+        out: dict[str, Any] = {
+            "aux_test_accuracy": classification_metrics(logits, y, k)["accuracy"]
+        }
+        if run_dir is None:
+            return out
+        from genda.viz import plot_pairs, save_grid
+
+        if k == 2:
+            a, b = self.sample_pairs(10)
+            plot_pairs(
+                a.cpu(),
+                b.cpu(),
+                run_dir / "pairs.png",
+                titles=(self.info.classes[0], self.info.classes[1]),
+            )
+            out["figures"] = {"Same noise, opposite attribute": "figures/pairs.png"}
+        else:
+            cols = 10
+            noise = torch.randn(cols, self.hp.nz, device=self.device).repeat(k, 1)
+            labels = torch.arange(k, device=self.device).repeat_interleave(cols)
+            save_grid(
+                self.sample(k * cols, labels, noise=noise).cpu(),
+                run_dir / "class_grid.png",
+                nrow=cols,
+            )
+            out["figures"] = {
+                "Samples by class (rows; one noise per column)": "figures/class_grid.png"
+            }
+        return out

@@ -1,0 +1,103 @@
+"""Improved GAN ("model B"): DCGAN plus the stabilisers that made GANs train reliably.
+
+- Spectral normalisation of every discriminator layer (Miyato et al., "Spectral
+  Normalization for Generative Adversarial Networks", ICLR 2018), replacing its BatchNorm:
+  D stays ~1-Lipschitz, so its gradients neither explode nor vanish.
+- Hinge loss (Lim & Ye 2017; Miyato et al. 2018) or the non-saturating loss, the latter
+  optionally with one-sided label smoothing and label flips (Salimans et al., "Improved
+  Techniques for Training GANs", NeurIPS 2016).
+- Two time-scale update rule: separate learning rates, D faster than G (Heusel et al.,
+  NeurIPS 2017), with the SAGAN settings as defaults (Zhang et al., ICML 2019:
+  lr_g 1e-4, lr_d 4e-4, Adam betas (0, 0.9)).
+- An exponential moving average of the generator weights, used for every sample
+  (Karras et al. 2018; Yazici et al., "The Unusual Effectiveness of Averaging in GAN
+  Training", ICLR 2019): averaging damps the oscillation of the adversarial game.
+- Optional pixel-shuffle upsampling in the generator (Shi et al., CVPR 2016) against the
+  checkerboard artefacts of transposed convolutions.
+
+The networks and the step come from :class:`genda.methods.dcgan.DCGAN`; only the loss
+hooks, the discriminator's normalisation and the EMA differ.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genda.data.prepare import DataInfo
+from genda.engine.config import ConfigError, bounded, choice
+from genda.methods.base import unwrap
+from genda.methods.dcgan import DCGAN, DCGANHparams
+from genda.nets.gan import UPSAMPLE
+
+
+@dataclass
+class GANHparams(DCGANHparams):
+    lr_g: float = bounded(1e-4, 0.0, 1.0, "generator Adam learning rate (TTUR: slower than D)")
+    lr_d: float = bounded(4e-4, 0.0, 1.0, "discriminator Adam learning rate")
+    beta1: float = bounded(0.0, 0.0, 1.0, "Adam beta1 (SAGAN: 0)")
+    beta2: float = bounded(0.9, 0.0, 1.0, "Adam beta2 (SAGAN: 0.9)")
+    loss: str = choice("hinge", ["hinge", "nonsaturating"], "adversarial loss")
+    label_smoothing: float = bounded(0.0, 0.0, 0.5, "nonsaturating only: real target = 1 - this")
+    label_flip: float = bounded(0.0, 0.0, 0.5, "nonsaturating only: fraction of D targets flipped")
+    ema_decay: float = bounded(
+        0.999, 0.0, 0.99999, "EMA of generator weights for sampling (0: off)"
+    )
+    upsample: str = choice("convt", list(UPSAMPLE), "generator upsampling")
+
+
+class GAN(DCGAN):
+    """Spectral-norm discriminator, hinge/non-saturating loss, TTUR and an EMA generator."""
+
+    name = "gan"
+    Hparams = GANHparams
+    d_norm = "spectral"
+
+    def __init__(self, hp: GANHparams, info: DataInfo) -> None:
+        if hp.loss == "hinge" and (hp.label_smoothing or hp.label_flip):
+            raise ConfigError(
+                "hparams.label_smoothing / hparams.label_flip apply to "
+                "hparams.loss=nonsaturating only (hinge has no labels to soften)"
+            )
+        super().__init__(hp, info)
+        if hp.ema_decay > 0:
+            g_ema = copy.deepcopy(self.nets["g"]).requires_grad_(False)
+            self.nets["g_ema"] = g_ema  # no trainable parameters: the engine leaves it unwrapped
+
+    def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
+        s = out[:, 0].float()
+        if self.hp.loss == "hinge":
+            return F.relu(1.0 - s).mean() if real else F.relu(1.0 + s).mean()
+        target = torch.full_like(s, 1.0 - self.hp.label_smoothing if real else 0.0)
+        if self.hp.label_flip > 0:
+            flip = torch.rand_like(s) < self.hp.label_flip
+            target = torch.where(flip, 1.0 - target, target)
+        return F.binary_cross_entropy_with_logits(s, target)
+
+    def g_loss(self, out: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.hp.loss == "hinge":
+            return -out[:, 0].float().mean()
+        return super().g_loss(out, y)
+
+    def d_score(self, out: torch.Tensor) -> torch.Tensor:
+        """Hinge: D's raw score (real should sit above +1, fake below -1)."""
+        return out[:, 0].float().mean() if self.hp.loss == "hinge" else super().d_score(out)
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        """EMA update; the decay warms up as ``(1 + t) / (10 + t)`` so short runs are not
+        dominated by the random initial weights (TensorFlow's ExponentialMovingAverage rule)."""
+        if "g_ema" not in self.nets:
+            return
+        decay = min(self.hp.ema_decay, (1.0 + step) / (10.0 + step))
+        ema, g = unwrap(self.nets["g_ema"]), unwrap(self.nets["g"])
+        torch._foreach_lerp_(list(ema.parameters()), list(g.parameters()), 1.0 - decay)
+        for b_ema, b in zip(ema.buffers(), g.buffers(), strict=True):
+            b_ema.copy_(b)  # BatchNorm statistics follow the live generator
+
+    def sampler(self) -> nn.Module:
+        return self.nets["g_ema"] if "g_ema" in self.nets else self.nets["g"]

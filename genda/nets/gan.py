@@ -1,0 +1,121 @@
+"""DCGAN-style generator and discriminator for 28, 32 and 64 px images.
+
+Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks", ICLR 2016: strided (transposed) 4x4 convolutions instead
+of pooling, BatchNorm in both nets (not on the generator output / discriminator input),
+ReLU in the generator with a tanh output, LeakyReLU(0.2) in the discriminator, and weights
+drawn from N(0, 0.02).
+
+Both networks mirror each other: the generator projects the noise to a ``base x base``
+map with ``width * 2**(ups - 1)`` channels and doubles the side ``ups`` times while halving
+the channels; the discriminator walks the same ladder down. ``(base, ups)`` per image
+size is :data:`LADDER` (64 px: 4 -> 8 -> 16 -> 32 -> 64, as in the paper; 28 px for MNIST-like
+digits: 7 -> 14 -> 28). The same builders serve DCGAN, the improved GAN (spectral norm,
+pixel-shuffle upsampling), ACGAN (extra class logits) and the VAE (encoder/decoder).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+# image side -> (side of the first feature map, number of x2 up/down-sampling stages)
+LADDER: dict[int, tuple[int, int]] = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+SIZES = tuple(LADDER)
+UPSAMPLE = ("convt", "pixelshuffle")
+
+
+def _ladder(size: int) -> tuple[int, int]:
+    if size not in LADDER:
+        raise ValueError(
+            f"image size {size} is not supported; valid sizes: {', '.join(map(str, SIZES))}"
+        )
+    return LADDER[size]
+
+
+def init_dcgan(module: nn.Module) -> None:
+    """The DCGAN paper's init: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), bias 0.
+
+    Use with ``net.apply(init_dcgan)`` before any spectral-norm parametrisation is added.
+    """
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def up(cin: int, cout: int, mode: str = "convt", last: bool = False) -> list[nn.Module]:
+    """One x2 upsampling stage: ``[N, cin, s, s] -> [N, cout, 2s, 2s]``.
+
+    ``convt``: ConvTranspose 4x4 stride 2 (DCGAN). ``pixelshuffle``: conv 3x3 to ``4*cout``
+    channels, then PixelShuffle(2) (Shi et al., CVPR 2016), which avoids the checkerboard
+    artefacts of overlapping transposed kernels (Odena et al., Distill 2016).
+    ``last``: no norm, tanh output (the image layer).
+    """
+    if mode == "convt":
+        mods: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=last)]
+    elif mode == "pixelshuffle":
+        mods = [nn.Conv2d(cin, 4 * cout, 3, 1, 1, bias=last), nn.PixelShuffle(2)]
+    else:
+        raise ValueError(f"unknown upsampling {mode!r}; valid: {', '.join(UPSAMPLE)}")
+    return mods + ([nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)])
+
+
+def generator(
+    nz: int, channels: int, size: int, width: int = 64, upsample: str = "convt"
+) -> nn.Sequential:
+    """Noise ``[N, nz]`` -> images ``[N, channels, size, size]`` in [-1, 1].
+
+    The first layer (a transposed conv on a 1x1 map, i.e. a linear projection) makes the
+    ``base x base`` map; every later stage doubles the side. Conditional models feed
+    ``nz + num_classes`` inputs (noise concatenated with a one-hot label).
+    """
+    base, ups = _ladder(size)
+    ch = [width * 2 ** (ups - 1 - i) for i in range(ups)]  # e.g. 64 px: 512, 256, 128, 64
+    mods: list[nn.Module] = [
+        nn.Unflatten(1, (nz, 1, 1)),
+        nn.ConvTranspose2d(nz, ch[0], base, 1, 0, bias=False),
+        nn.BatchNorm2d(ch[0]),
+        nn.ReLU(inplace=True),
+    ]
+    for cin, cout in zip(ch[:-1], ch[1:], strict=True):
+        mods += up(cin, cout, upsample)
+    mods += up(ch[-1], channels, upsample, last=True)
+    net = nn.Sequential(*mods)
+    net.apply(init_dcgan)
+    return net
+
+
+def discriminator(
+    channels: int, size: int, width: int = 64, out: int = 1, norm: str = "batch", slope: float = 0.2
+) -> nn.Sequential:
+    """Images ``[N, channels, size, size]`` -> ``[N, out]`` logits (no sigmoid: losses take logits).
+
+    ``norm``: ``batch`` (DCGAN: BatchNorm after every conv but the first), ``spectral``
+    (SN-GAN, Miyato et al., ICLR 2018: every layer spectrally normalised, no BatchNorm, so
+    the discriminator is ~1-Lipschitz and real/fake batches can share one forward), or
+    ``none``. ``out > 1`` adds logits (ACGAN's class head, the VAE's ``2 * latent``).
+    """
+    if norm not in ("batch", "spectral", "none"):
+        raise ValueError(f"unknown discriminator norm {norm!r}; valid: batch, spectral, none")
+    base, ups = _ladder(size)
+    ch = [width * 2**i for i in range(ups)]  # e.g. 64 px: 64, 128, 256, 512
+    mods: list[nn.Module] = []
+    cin = channels
+    for i, cout in enumerate(ch):
+        mods.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "batch"))
+        if norm == "batch" and i > 0:
+            mods.append(nn.BatchNorm2d(cout))
+        mods.append(nn.LeakyReLU(slope, inplace=True))
+        cin = cout
+    mods += [nn.Conv2d(cin, out, base, 1, 0), nn.Flatten()]
+    net = nn.Sequential(*mods)
+    net.apply(init_dcgan)
+    if norm == "spectral":
+        for m in net:
+            if isinstance(m, nn.Conv2d):
+                spectral_norm(m)
+    return net

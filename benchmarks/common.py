@@ -85,8 +85,10 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     cells = [header] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |"]
-                     + [line(r) for r in cells[1:]])
+    return "\n".join(
+        [line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |"]
+        + [line(r) for r in cells[1:]]
+    )
 
 
 def machine() -> str:
@@ -102,8 +104,10 @@ def machine() -> str:
     except OSError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch threads, load average {load:.1f}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads, load average {load:.1f}"
+    )
 
 
 def emit_json(obj: object) -> None:
@@ -114,5 +118,5 @@ def emit_json(obj: object) -> None:
 def parse_json(output: str) -> dict:
     for ln in output.splitlines():
         if ln.startswith("RESULT "):
-            return json.loads(ln[len("RESULT "):])
+            return json.loads(ln[len("RESULT ") :])
     raise RuntimeError(f"no RESULT line in:\n{output[-2000:]}")

@@ -1,13 +1,15 @@
 """DCGAN vs improved GAN (and ACGAN) on the same digits, same steps: speed and sample quality.
 
 Every model trains through the engine on the same data with the same batch size, number of
-steps and seed, so the differences come from the method (spectral norm, hinge loss, TTUR,
-EMA) alone. Quality is judged by an evaluation classifier trained on the real data
-(:mod:`genda.metrics.evaluator`): classifier-FID of unconditional samples and, for ACGAN,
-how often a sample is recognised as the class it was asked for.
+steps and seed, so differences come from the method (spectral norm, hinge loss, TTUR, EMA)
+alone. Quality is measured with the evaluation classifier trained on the real data
+(:mod:`genda.metrics.evaluator`, cached after the first use): classifier-FID against the
+real test split (lower is better; only comparable within one table, same extractor and
+sample count) and, for conditional models, the percentage of samples recognised as the
+class they were asked for (:mod:`genda.metrics.generative`).
 
     .venv/bin/python benchmarks/gan_quality.py                       # full comparison
-    .venv/bin/python benchmarks/gan_quality.py --steps 20 --eval-steps 50 --samples 200   # smoke
+    .venv/bin/python benchmarks/gan_quality.py --steps 20 --samples 200 --threads 1   # smoke
 """
 
 from __future__ import annotations
@@ -17,34 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
-
-
-def classifier_fid(method: Any, real: torch.Tensor, evaluator: Any, n: int) -> float | None:
-    """Hook for the classifier-FID of ``method``'s samples against ``real`` uint8 images.
-
-    TODO(metrics): uses ``genda.metrics.generative.classifier_fid(samples, real, evaluator)``
-    once that module lands (another engineer's work); until then returns None and the table
-    says so. Keep this the only place the benchmark touches FID.
-    """
-    try:
-        from genda.metrics.generative import classifier_fid as fid  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    with torch.no_grad():
-        samples = method.sample(n)
-    return float(fid(samples, real, evaluator))
-
-
-def class_accuracy(method: Any, evaluator: Any, n: int) -> float:
-    """Percent of conditional samples the evaluation classifier assigns to the requested class."""
-    k = method.info.num_classes
-    labels = torch.arange(n) % k
-    with torch.no_grad():
-        samples = method.sample(n, labels)
-    return 100.0 * float((evaluator.predict(samples.cpu()) == labels).float().mean())
 
 
 def main() -> int:
@@ -56,19 +32,19 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=2000, help="generated images per quality score")
-    p.add_argument(
-        "--eval-steps", type=int, default=1000, help="training steps of the evaluation classifier"
-    )
+    p.add_argument("--samples", type=int, default=2000, help="generated images per score")
+    p.add_argument("--eval-steps", type=int, default=1000, help="evaluation classifier steps")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--out", help="folder for the run directories (default: a temporary one)")
     args = p.parse_args()
 
     from genda.data.prepare import prepare
+    from genda.engine.generate import generate, request_labels
     from genda.engine.loop import load_method, resolve_config, train
     from genda.engine.runtime import resolve_device
     from genda.metrics.evaluator import get_evaluator
+    from genda.metrics.generative import classifier_accuracy, fid, make_extractors
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="genda-gan-quality-"))
     device = resolve_device(args.device)
@@ -87,7 +63,7 @@ def main() -> int:
             "log_every": max(1, min(100, args.steps)),
         },
     }
-    data = prepare(resolve_config({"method": "dcgan", **base}).data, args.seed)  # one copy for all
+    data = prepare(resolve_config({"method": "dcgan", **base}).data, args.seed)  # shared by all
     evaluator = get_evaluator(
         args.data,
         size=args.size,
@@ -97,47 +73,36 @@ def main() -> int:
         device=device,
         verbose=True,
     )
-    print(
-        f"evaluation classifier: {evaluator.name}, real test accuracy {evaluator.test_accuracy:.2f}%"
-    )
+    extractor = make_extractors(evaluator=evaluator).fid
     real = data.source.test.images
+    print(f"evaluator {evaluator.name}: real test accuracy {evaluator.test_accuracy:.2f}%")
 
     rows = []
     for name in args.methods.split(","):
-        run_dir = out / name
         t0 = time.perf_counter()
-        metrics = train(resolve_config({"method": name, **base}), run_dir, data=data)
-        _, method = load_method(run_dir, device)
-        torch.manual_seed(args.seed)
-        fid = classifier_fid(method, real, evaluator, args.samples)
-        acc = (
-            class_accuracy(method, evaluator, args.samples)
-            if method.conditioning != "none"
-            else None
-        )
-        rows.append((name, metrics["wall_time_s"] / args.steps, metrics["wall_time_s"], fid, acc))
+        metrics = train(resolve_config({"method": name, **base}), out / name, data=data)
+        _, method = load_method(out / name, device)
+        labels = request_labels(method, args.samples)
+        samples = generate(method, args.samples, labels, seed=args.seed)
+        score = fid(real, samples, extractor)
+        acc = None if labels is None else classifier_accuracy(samples, labels, evaluator)
+        per_step = metrics["wall_time_s"] / args.steps
+        rows.append((name, per_step, metrics["wall_time_s"], score, acc))
         print(
             f"{name}: {args.steps} steps in {metrics['wall_time_s']:.1f} s "
-            f"({1000 * rows[-1][1]:.0f} ms/step), total with eval {time.perf_counter() - t0:.1f} s",
+            f"({1000 * per_step:.0f} ms/step); with scoring {time.perf_counter() - t0:.1f} s",
             flush=True,
         )
 
-    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     print(
-        f"\n{args.data} {args.size}px, {args.steps} steps, batch {args.batch_size}, seed {args.seed}, "
-        f"device {device}; scores on {args.samples} samples with {evaluator.name}"
+        f"\n{args.data} {args.size}px, {args.steps} steps, batch {args.batch_size}, "
+        f"seed {args.seed}, {device}; {args.samples} samples scored with {evaluator.name}"
     )
     print(f"{'method':<8} {'ms/step':>8} {'wall s':>8} {'classifier-FID':>15} {'class acc %':>12}")
-    for name, per_step, wall, fid, acc in rows:
-        print(
-            f"{name:<8} {1000 * per_step:>8.0f} {wall:>8.1f} {fmt(fid, '15.2f'):>15} {fmt(acc, '12.1f'):>12}"
-        )
-    if all(r[3] is None for r in rows):
-        print(
-            "classifier-FID: n/a -- TODO(metrics): genda.metrics.generative.classifier_fid is not "
-            "available yet; plug it in at benchmarks/gan_quality.py:classifier_fid"
-        )
-    print(f"run directories (sample grids under */figures): {out}")
+    for name, per_step, wall, score, acc in rows:
+        acc_s = "n/a" if acc is None else f"{acc:.1f}"
+        print(f"{name:<8} {1000 * per_step:>8.0f} {wall:>8.1f} {score:>15.2f} {acc_s:>12}")
+    print(f"run directories (sample grids in */figures): {out}")
     return 0
 
 

@@ -105,8 +105,12 @@ def usps_pngs() -> Path:
 def data_config():
     from genda.engine.config import DataConfig
 
-    return DataConfig(source=f"mnist:{shared_data() / 'mnist'}", target=f"course:{usps_pngs()}",
-                      size=SIZE, channels=1)
+    return DataConfig(
+        source=f"mnist:{shared_data() / 'mnist'}",
+        target=f"course:{usps_pngs()}",
+        size=SIZE,
+        channels=1,
+    )
 
 
 # ------------------------------------------------------------------------- baseline
@@ -143,14 +147,17 @@ class Baseline:
         self.enc, self.cls, disc = digits.build("lenet", 1, SIZE, 10)
         self.adv = DomainAdversarialLoss(disc)
         self.modules = torch.nn.ModuleList([self.enc, self.cls, disc]).train()
-        self.opt = torch.optim.SGD(self.modules.parameters(), lr=0.01, momentum=0.9,
-                                   weight_decay=5e-4, nesterov=True)
+        self.opt = torch.optim.SGD(
+            self.modules.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True
+        )
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: dann_lr(s / total_steps))
         self.lam = lambda step: dann_lambda((step - 1) / total_steps)
         self.total_steps, self.step_no, self.workers = total_steps, 0, workers
         kw = {"batch_size": batch_size, "shuffle": True, "drop_last": True, "num_workers": workers}
-        self.loaders = [torch.utils.data.DataLoader(PngDigits(mnist_pngs()), **kw),
-                        torch.utils.data.DataLoader(PngDigits(usps_pngs()), **kw)]
+        self.loaders = [
+            torch.utils.data.DataLoader(PngDigits(mnist_pngs()), **kw),
+            torch.utils.data.DataLoader(PngDigits(usps_pngs()), **kw),
+        ]
         self.iters = [iter(dl) for dl in self.loaders]
 
     def _next(self, i: int):
@@ -167,7 +174,7 @@ class Baseline:
         (xs, ys), (xt, _) = self._next(0), self._next(1)
         self.step_no += 1
         f = self.enc(torch.cat([xs, xt]))
-        fs, ft = f[: len(xs)], f[len(xs):]
+        fs, ft = f[: len(xs)], f[len(xs) :]
         cls_loss = F.cross_entropy(self.cls(fs), ys)
         dom_loss, _ = self.adv(fs, ft, self.lam(self.step_no))
         loss = cls_loss + dom_loss
@@ -196,8 +203,15 @@ class Baseline:
 def genda_config(variant: str, batch_size: int, steps: int, threads: int):
     from genda.engine.config import ExperimentConfig, TrainConfig
 
-    tc = TrainConfig(steps=steps, batch_size=batch_size, device="cpu", threads=threads,
-                     progress=False, ckpt_every=0, **VARIANTS[variant][0])
+    tc = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        device="cpu",
+        threads=threads,
+        progress=False,
+        ckpt_every=0,
+        **VARIANTS[variant][0],
+    )
     return ExperimentConfig(method="dann", data=data_config(), train=tc)
 
 
@@ -219,8 +233,10 @@ class Genda:
         for opt in self.method.optimizers.values():
             for g in opt.param_groups:
                 g.update(VARIANTS[variant][1])
-        self.streams = {name: Stream(data.split(name), batch_size, self.rt.device, tc.seed + 7919 * i)
-                        for i, name in enumerate(self.method.streams)}
+        self.streams = {
+            name: Stream(data.split(name), batch_size, self.rt.device, tc.seed + 7919 * i)
+            for i, name in enumerate(self.method.streams)
+        }
         self.rt.setup(self.method)
         self.method.train()
         self.log_every, self.step_no = tc.log_every, 0
@@ -229,7 +245,9 @@ class Genda:
     def run(self, n: int) -> None:
         for _ in range(n):
             self.step_no += 1
-            logs = self.method.train_step({k: s.next() for k, s in self.streams.items()}, self.step_no)
+            logs = self.method.train_step(
+                {k: s.next() for k, s in self.streams.items()}, self.step_no
+            )
             for k, v in logs.items():
                 v = v.detach().float()
                 self.sums[k] = self.sums[k] + v if k in self.sums else v
@@ -299,8 +317,20 @@ def child_main(args) -> None:
 
 
 def run_child(kind: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--rss", kind, "--batch-size", str(args.batch_size),
-           "--threads", str(args.threads), "--e2e-steps", str(args.e2e_steps), "--variant", args.variant]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--rss",
+        kind,
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+        "--e2e-steps",
+        str(args.e2e_steps),
+        "--variant",
+        args.variant,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
@@ -310,15 +340,24 @@ def run_child(kind: str, args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=20, help="timed steps per block (steady state)")
-    p.add_argument("--reps", type=int, default=5, help="timed blocks per pipeline (median reported)")
+    p.add_argument(
+        "--reps", type=int, default=5, help="timed blocks per pipeline (median reported)"
+    )
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before the first block")
     p.add_argument("--batch-size", type=int, default=128, help="per domain (source and target)")
     p.add_argument("--workers", default="2,0", help="baseline DataLoader workers; comma list")
-    p.add_argument("--threads", type=int, default=0, help="torch threads, both pipelines (0 = torch default)")
-    p.add_argument("--variants", default="default,channels_last",
-                   help=f"genda variants, comma list of: {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads, both pipelines (0 = torch default)"
+    )
+    p.add_argument(
+        "--variants",
+        default="default,channels_last",
+        help=f"genda variants, comma list of: {', '.join(VARIANTS)}",
+    )
     p.add_argument("--variant", default="default", help="genda variant for end-to-end and RSS runs")
-    p.add_argument("--e2e-steps", type=int, default=100, help="steps of the end-to-end runs (0 = skip)")
+    p.add_argument(
+        "--e2e-steps", type=int, default=100, help="steps of the end-to-end runs (0 = skip)"
+    )
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     p.add_argument("--rss", help=argparse.SUPPRESS)  # internal: child process mode
     args = p.parse_args()
@@ -357,8 +396,10 @@ def main() -> None:
             t = time.perf_counter()
             pipe.run(args.steps)
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - t))
-        print(f"rep {r + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()),
-              flush=True)
+        print(
+            f"rep {r + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()),
+            flush=True,
+        )
     for pipe in pipes.values():
         if isinstance(pipe, Baseline):
             pipe.close()
@@ -368,10 +409,21 @@ def main() -> None:
     for name, xs in rates.items():
         ratio = f"{median(xs) / ref:.2f}x" if ref else "-"
         rows.append([name, spread(xs), f"{args.batch_size / median(xs) * 1e3:.0f}", ratio])
-    print(f"\nsteady state, batch {args.batch_size}+{args.batch_size}, {args.steps} steps x {args.reps} "
-          f"blocks, torch threads {torch.get_num_threads()}:")
-    print(table(["pipeline", "source images/s median (min-max)", "ms/step",
-                 f"vs baseline workers={workers[0]}" if workers else "ratio"], rows))
+    print(
+        f"\nsteady state, batch {args.batch_size}+{args.batch_size}, {args.steps} steps x {args.reps} "
+        f"blocks, torch threads {torch.get_num_threads()}:"
+    )
+    print(
+        table(
+            [
+                "pipeline",
+                "source images/s median (min-max)",
+                "ms/step",
+                f"vs baseline workers={workers[0]}" if workers else "ratio",
+            ],
+            rows,
+        )
+    )
     result = {"machine": machine(), "steady": {k: median(v) for k, v in rates.items()}}
 
     if args.e2e_steps:
@@ -386,8 +438,14 @@ def main() -> None:
         rows = []
         for k, xs in e2e.items():
             note = f"data read {extra[k]['data_s']:.1f} s" if "data_s" in extra[k] else ""
-            rows.append([k if k != "genda" else f"genda {args.variant}", f"{median(xs):.1f}",
-                         f"{args.e2e_steps * args.batch_size / median(xs):,.0f}", note])
+            rows.append(
+                [
+                    k if k != "genda" else f"genda {args.variant}",
+                    f"{median(xs):.1f}",
+                    f"{args.e2e_steps * args.batch_size / median(xs):,.0f}",
+                    note,
+                ]
+            )
         print(f"\nend to end, {args.e2e_steps} steps from nothing (median of 2):")
         print(table(["pipeline", "seconds", "source images/s", "note"], rows))
         result["e2e_s"] = {k: median(v) for k, v in e2e.items()}
@@ -401,7 +459,12 @@ def main() -> None:
             rows.append([k, f"{res['rss_mb']:.0f}", f"{workers_pss:.0f}" if workers_pss else "-"])
             result["rss_mb"][k] = res
         print(f"\nmemory (MiB), one fresh process per pipeline, {args.e2e_steps} steps end to end:")
-        print(table(["pipeline", "peak RSS, main process", "DataLoader workers, PSS sum at the end"], rows))
+        print(
+            table(
+                ["pipeline", "peak RSS, main process", "DataLoader workers, PSS sum at the end"],
+                rows,
+            )
+        )
     emit_json(result)
 
 

@@ -21,7 +21,7 @@ from genda.nets import gan as nets
 
 GANS = ["dcgan", "gan", "acgan"]
 # Exercise the improved GAN's optional paths too: random label flips (RNG in the step),
-# soft labels, pixel-shuffle upsampling, EMA.
+# soft labels, pixel-shuffle upsampling, EMA, the SN-GAN discriminator.
 HPARAMS: dict[str, dict[str, Any]] = {
     "dcgan": {"width": 16},
     "gan": {
@@ -31,6 +31,7 @@ HPARAMS: dict[str, dict[str, Any]] = {
         "label_flip": 0.05,
         "upsample": "pixelshuffle",
         "ema_decay": 0.9,
+        "d_arch": "sngan",
     },
     "acgan": {"width": 16},
 }
@@ -176,7 +177,9 @@ def test_net_shapes(size: int, upsample: str) -> None:
     x = g(torch.randn(2, 10))
     assert x.shape == (2, 3, size, size)
     for norm in ("batch", "spectral"):
-        assert nets.discriminator(3, size, width=4, out=11, norm=norm)(x).shape == (2, 11)
+        for deep in (False, True):
+            d = nets.discriminator(3, size, width=4, out=11, norm=norm, deep=deep)
+            assert d(x).shape == (2, 11)
 
 
 def test_acgan_labels_reach_the_generator(runs: dict[str, Path]) -> None:

@@ -175,6 +175,14 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, inception_weights: str | Pa
     if method.kind != "generative":
         raise ConfigError(f"{run_dir} holds a {method.name!r} run, not a generative model")
     options = check_options(method, options)
+    inception = None
+    if inception_weights:  # load (and validate) the weights before any long work
+        try:
+            inception = gm.make_extractors(inception_weights)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--inception-weights: {e}") from e
+        inception.fid.to(dev)
+        inception.inception.to(dev)  # type: ignore[union-attr]
     dc = cfg.data
     # The full real distribution is the reference, even for a run trained with data.limit.
     real = prepare(replace(dc, limit=0), cfg.train.seed)
@@ -194,12 +202,9 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, inception_weights: str | Pa
         out["evaluator_accuracy"] = evaluator.test_accuracy
         out["evaluator"] = evaluator.name
     except DataError as e:  # no labels at all: only Inception features can score FID
-        if not inception_weights:
-            raise ConfigError(f"cannot score {dc.source}: {e}") from e
-    try:
-        ex = gm.make_extractors(inception_weights, evaluator)
-    except (OSError, ValueError) as e:  # missing or wrong weights file
-        raise ConfigError(f"--inception-weights: {e}") from e
+        if inception is None:
+            raise ConfigError(f"cannot score {dc.source} without --inception-weights: {e}") from e
+    ex = inception if inception is not None else gm.make_extractors(None, evaluator)
     out["fid"] = round(gm.fid(real_train, fake, ex.fid), 4)
     out["fid_extractor"] = ex.name
     out["fid_real_test"] = round(gm.fid(real_train, real_test, ex.fid), 4)

@@ -84,7 +84,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
         method.load_checkpoint_state(state["method"])
         for k, s in state["streams"].items():
             streams[k].load_state_dict(s)
-        ranks = state.get("rng_ranks")  # each rank's RNG (dropout, noise) where the world is the same
+        ranks = state.get("rng_ranks")  # per-rank RNG (dropout, noise) if the world is the same
         ckpt.set_rng_state(ranks[rt.rank] if ranks and len(ranks) == rt.world else state["rng"])
         start, elapsed = state["step"], state["elapsed"]
         history.restore(state["history"], start)

@@ -40,11 +40,17 @@ from genda.nets import digits
 
 @dataclass
 class ADDAHparams(SupervisedHparams):
-    pretrain_fraction: float = bounded(0.5, 0.0, 1.0, "share of the run spent pre-training on source")
-    pretrain_steps: int = bounded(0, 0, None, "source pre-training steps (0 = use pretrain_fraction)")
+    pretrain_fraction: float = bounded(
+        0.5, 0.0, 1.0, "share of the run spent pre-training on source"
+    )
+    pretrain_steps: int = bounded(
+        0, 0, None, "source pre-training steps (0 = use pretrain_fraction)"
+    )
     adapt_lr: float = bounded(2e-4, 0.0, 1.0, "Adam lr of target encoder and discriminator")
     adapt_beta1: float = bounded(0.5, 0.0, 1.0)
-    discriminator: str = choice("adda", list(digits.ARCHS), "discriminator size: adda = 500-500, lenet = 100")
+    discriminator: str = choice(
+        "adda", list(digits.ARCHS), "discriminator size: adda = 500-500, lenet = 100"
+    )
 
 
 class ADDA(SourceOnly):
@@ -75,15 +81,19 @@ class ADDA(SourceOnly):
         self.optimizers["main"] = make_optimizer(source_params, self.hp)
         self.schedulers["main"] = annealed(self.optimizers["main"], n_pre, self.hp.anneal)
         betas = (self.hp.adapt_beta1, 0.999)
-        self.optimizers["target"] = torch.optim.Adam(self.nets["target_encoder"].parameters(),
-                                                     lr=self.hp.adapt_lr, betas=betas)
-        self.optimizers["discriminator"] = torch.optim.Adam(self.nets["discriminator"].parameters(),
-                                                            lr=self.hp.adapt_lr, betas=betas)
+        self.optimizers["target"] = torch.optim.Adam(
+            self.nets["target_encoder"].parameters(), lr=self.hp.adapt_lr, betas=betas
+        )
+        self.optimizers["discriminator"] = torch.optim.Adam(
+            self.nets["discriminator"].parameters(), lr=self.hp.adapt_lr, betas=betas
+        )
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         if step <= self.pretrain_steps(self.total_steps):
             logs = super().train_step(batch, step)  # the source-only step
-            unwrap(self.nets["target_encoder"]).load_state_dict(unwrap(self.nets["encoder"]).state_dict())
+            unwrap(self.nets["target_encoder"]).load_state_dict(
+                unwrap(self.nets["encoder"]).state_dict()
+            )
             return logs
         return self.adapt_step(batch)
 
@@ -113,7 +123,11 @@ class ADDA(SourceOnly):
         self.backward(g_loss)
         opt_t.step()
         d_acc = torch.cat([d[:n] > 0, d[n:] <= 0]).float().mean()
-        return {"loss/domain": d_loss.detach(), "loss/mapping": g_loss.detach(), "acc/domain": d_acc}
+        return {
+            "loss/domain": d_loss.detach(),
+            "loss/mapping": g_loss.detach(),
+            "acc/domain": d_acc,
+        }
 
     # -- evaluation: target images through M_t, source images through M_s ----------------------
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,9 +139,14 @@ class ADDA(SourceOnly):
     @torch.no_grad()
     def evaluate(self, data: ExperimentData, run_dir: Path | None = None) -> dict[str, Any]:
         out = super().evaluate(data, run_dir)
-        logits, y = predict(lambda x: self.nets["classifier"](self.embed_source(self.prepare(x))),
-                            data.source.test, self.device)
-        out["source_accuracy"] = classification_metrics(logits, y, self.info.num_classes)["accuracy"]
+        logits, y = predict(
+            lambda x: self.nets["classifier"](self.embed_source(self.prepare(x))),
+            data.source.test,
+            self.device,
+        )
+        out["source_accuracy"] = classification_metrics(logits, y, self.info.num_classes)[
+            "accuracy"
+        ]
         return out
 
     def figures(self, data: ExperimentData, confusion: list, run_dir: Path) -> dict[str, str]:
@@ -138,9 +157,24 @@ class ADDA(SourceOnly):
         ft, yt = predict(lambda x: self.embed(self.prepare(x)), data.target.test, dev)
         domains = torch.cat([torch.zeros(len(ys)), torch.ones(len(yt))]).long()
         by_class, by_domain = plot_tsne(
-            torch.cat([fs, ft]), torch.cat([ys, yt]), domains, run_dir / "tsne", self.info.classes,
-            (f"source ({data.source.name}, source encoder)", f"target ({data.target.name}, target encoder)"))
-        conf = plot_confusion(torch.tensor(confusion), self.info.classes, run_dir / "confusion.png",
-                              title=f"{self.name}: target confusion matrix")
-        return {"t-SNE by class": f"figures/{by_class.name}", "t-SNE by domain": f"figures/{by_domain.name}",
-                "Target confusion matrix": f"figures/{conf.name}"}
+            torch.cat([fs, ft]),
+            torch.cat([ys, yt]),
+            domains,
+            run_dir / "tsne",
+            self.info.classes,
+            (
+                f"source ({data.source.name}, source encoder)",
+                f"target ({data.target.name}, target encoder)",
+            ),
+        )
+        conf = plot_confusion(
+            torch.tensor(confusion),
+            self.info.classes,
+            run_dir / "confusion.png",
+            title=f"{self.name}: target confusion matrix",
+        )
+        return {
+            "t-SNE by class": f"figures/{by_class.name}",
+            "t-SNE by domain": f"figures/{by_domain.name}",
+            "Target confusion matrix": f"figures/{conf.name}",
+        }

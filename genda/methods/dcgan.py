@@ -29,6 +29,7 @@ from genda.methods.base import Batch
 from genda.methods.generative import GenerativeMethod
 from genda.nets import gan as nets
 
+# The course's main use is 64 px RGB faces; for digits pass --size 28 (or 32) --channels 1.
 DEFAULTS: dict[str, dict[str, Any]] = {"data": {"size": 64, "channels": 3}}
 
 
@@ -80,10 +81,12 @@ class DCGAN(GenerativeMethod):
         super().__init__(hp, info)
         check_size(info, self.name)
         k = self.num_labels
+        # Subclass options (the improved GAN's hparams); DCGAN itself is the paper's model.
         upsample = getattr(hp, "upsample", "convt")
+        deep = getattr(hp, "d_arch", "dcgan") == "sngan"
         self.nets["g"] = nets.generator(hp.nz + k, info.channels, info.size, hp.width, upsample)
         self.nets["d"] = nets.discriminator(
-            info.channels, info.size, hp.width, out=1 + k, norm=self.d_norm
+            info.channels, info.size, hp.width, out=1 + k, norm=self.d_norm, deep=deep
         )
 
     @property

@@ -40,8 +40,12 @@ from genda.nets.dsn import Decoder
 @dataclass
 class DSNHparams(DANNHparams):
     # lambda_max (DANN) is gamma, the similarity weight; alpha/beta follow the authors' code.
-    recon_weight: float = bounded(0.1, 0.0, 100.0, "alpha: weight of the scale-invariant reconstruction loss")
-    diff_weight: float = bounded(0.1, 0.0, 100.0, "beta: weight of the shared/private difference loss")
+    recon_weight: float = bounded(
+        0.1, 0.0, 100.0, "alpha: weight of the scale-invariant reconstruction loss"
+    )
+    diff_weight: float = bounded(
+        0.1, 0.0, 100.0, "beta: weight of the shared/private difference loss"
+    )
 
 
 class DSN(DANN):
@@ -60,20 +64,33 @@ class DSN(DANN):
         n = len(xs)
         x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment)
         shared = self.nets["encoder"](x)
-        private = torch.cat([self.nets["private_source"](x[:n]), self.nets["private_target"](x[n:])])
+        private = torch.cat(
+            [self.nets["private_source"](x[:n]), self.nets["private_target"](x[n:])]
+        )
         logits = self.nets["classifier"](shared[:n])
         cls_loss = F.cross_entropy(logits, ys)
         recon = self.nets["decoder"](shared + private)
         rec_loss = simse(recon, x)
-        diff_loss = difference_loss(shared[:n], private[:n]) + difference_loss(shared[n:], private[n:])
+        diff_loss = difference_loss(shared[:n], private[:n]) + difference_loss(
+            shared[n:], private[n:]
+        )
         coeff = self.hp.lambda_max * dann_lambda((step - 1) / self.total_steps, self.hp.gamma)
-        sim_loss, dom_acc = DomainAdversarialLoss(self.nets["discriminator"])(shared[:n], shared[n:], coeff)
-        loss = cls_loss + self.hp.recon_weight * rec_loss + self.hp.diff_weight * diff_loss + sim_loss
+        sim_loss, dom_acc = DomainAdversarialLoss(self.nets["discriminator"])(
+            shared[:n], shared[n:], coeff
+        )
+        loss = (
+            cls_loss + self.hp.recon_weight * rec_loss + self.hp.diff_weight * diff_loss + sim_loss
+        )
         opt = self.optimizers["main"]
         opt.zero_grad(set_to_none=True)
         self.backward(loss)
         opt.step()
         self.schedulers["main"].step()
-        return {"loss/class": cls_loss, "loss/recon": rec_loss.detach(), "loss/difference": diff_loss.detach(),
-                "loss/domain": sim_loss.detach(), "acc/domain": dom_acc,
-                "acc/train": (logits.argmax(1) == ys).float().mean()}
+        return {
+            "loss/class": cls_loss,
+            "loss/recon": rec_loss.detach(),
+            "loss/difference": diff_loss.detach(),
+            "loss/domain": sim_loss.detach(),
+            "acc/domain": dom_acc,
+            "acc/train": (logits.argmax(1) == ys).float().mean(),
+        }

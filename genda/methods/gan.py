@@ -13,7 +13,8 @@
   (Karras et al. 2018; Yazici et al., "The Unusual Effectiveness of Averaging in GAN
   Training", ICLR 2019): averaging damps the oscillation of the adversarial game.
 - Optional pixel-shuffle upsampling in the generator (Shi et al., CVPR 2016) against the
-  checkerboard artefacts of transposed convolutions.
+  checkerboard artefacts of transposed convolutions, and optionally SN-GAN's deeper
+  "standard CNN" discriminator (``d_arch=sngan``).
 
 The networks and the step come from :class:`genda.methods.dcgan.DCGAN`; only the loss
 hooks, the discriminator's normalisation and the EMA differ.
@@ -48,6 +49,12 @@ class GANHparams(DCGANHparams):
         0.999, 0.0, 0.99999, "EMA of generator weights for sampling (0: off)"
     )
     upsample: str = choice("convt", list(UPSAMPLE), "generator upsampling")
+    d_arch: str = choice(
+        "dcgan",
+        ["dcgan", "sngan"],
+        "discriminator layout: DCGAN's ladder (as fast as DCGAN) or SN-GAN's standard CNN "
+        "(3x3 convs added: more capacity, ~4x slower D on a CPU)",
+    )
 
 
 class GAN(DCGAN):

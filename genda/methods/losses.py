@@ -105,6 +105,7 @@ def difference_loss(shared: torch.Tensor, private: torch.Tensor) -> torch.Tensor
     encoders could satisfy it by shrinking their outputs.
     Shapes: ``shared [N, d1]``, ``private [N, d2]`` -> scalar (mean over the d1 x d2 entries).
     """
+
     def norm(h: torch.Tensor) -> torch.Tensor:
         h = h.float() - h.float().mean(0, keepdim=True)
         return F.normalize(h, dim=1, eps=1e-6)

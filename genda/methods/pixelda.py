@@ -56,7 +56,9 @@ class PixelDA(SourceOnly):
 
     def __init__(self, hp: PixelDAHparams, info) -> None:
         super().__init__(hp, info)
-        self.nets["generator"] = Generator(info.channels, info.size, hp.noise_dim, hp.width, hp.blocks)
+        self.nets["generator"] = Generator(
+            info.channels, info.size, hp.noise_dim, hp.width, hp.blocks
+        )
         self.nets["pixel_discriminator"] = Discriminator(info.channels, info.size, hp.disc_width)
 
     def configure(self, total_steps: int) -> None:
@@ -64,10 +66,12 @@ class PixelDA(SourceOnly):
         self.optimizers["main"] = make_optimizer(task_params, self.hp)
         self.schedulers["main"] = annealed(self.optimizers["main"], total_steps, self.hp.anneal)
         betas = (self.hp.gan_beta1, 0.999)
-        self.optimizers["generator"] = torch.optim.Adam(self.nets["generator"].parameters(),
-                                                        lr=self.hp.gan_lr, betas=betas)
-        self.optimizers["discriminator"] = torch.optim.Adam(self.nets["pixel_discriminator"].parameters(),
-                                                            lr=self.hp.gan_lr, betas=betas)
+        self.optimizers["generator"] = torch.optim.Adam(
+            self.nets["generator"].parameters(), lr=self.hp.gan_lr, betas=betas
+        )
+        self.optimizers["discriminator"] = torch.optim.Adam(
+            self.nets["pixel_discriminator"].parameters(), lr=self.hp.gan_lr, betas=betas
+        )
 
     def adapt(self, xs: torch.Tensor) -> torch.Tensor:
         """Source float images -> target-style images (fresh uniform noise in [-1, 1])."""
@@ -96,7 +100,11 @@ class PixelDA(SourceOnly):
         logits = self.nets["classifier"](self.nets["encoder"](torch.cat([fake, xs])))
         task = F.cross_entropy(logits, torch.cat([ys, ys]))
         content = simse(fake, xs)
-        loss = self.hp.adv_weight * g_adv + self.hp.task_weight * task + self.hp.content_weight * content
+        loss = (
+            self.hp.adv_weight * g_adv
+            + self.hp.task_weight * task
+            + self.hp.content_weight * content
+        )
         opt_g, opt_t = self.optimizers["generator"], self.optimizers["main"]
         opt_g.zero_grad(set_to_none=True)
         opt_t.zero_grad(set_to_none=True)
@@ -104,9 +112,14 @@ class PixelDA(SourceOnly):
         opt_g.step()
         opt_t.step()
         self.schedulers["main"].step()
-        return {"loss/class": task.detach(), "loss/gan_d": d_loss.detach(), "loss/gan_g": g_adv.detach(),
-                "loss/content": content.detach(), "acc/domain": torch.cat([d[:n] > 0, d[n:] <= 0]).float().mean(),
-                "acc/train": (logits[:n].argmax(1) == ys).float().mean()}
+        return {
+            "loss/class": task.detach(),
+            "loss/gan_d": d_loss.detach(),
+            "loss/gan_g": g_adv.detach(),
+            "loss/content": content.detach(),
+            "acc/domain": torch.cat([d[:n] > 0, d[n:] <= 0]).float().mean(),
+            "acc/train": (logits[:n].argmax(1) == ys).float().mean(),
+        }
 
     @torch.no_grad()
     def figures(self, data: ExperimentData, confusion: list, run_dir: Path) -> dict[str, str]:
@@ -115,9 +128,15 @@ class PixelDA(SourceOnly):
         out = super().figures(data, confusion, run_dir)
         # Ten source test images, one per class where possible, above their adaptations.
         src = data.source.test
-        idx = torch.cat([(src.labels == c).nonzero()[:1, 0] for c in range(self.info.num_classes)])[:10]
+        idx = torch.cat([(src.labels == c).nonzero()[:1, 0] for c in range(self.info.num_classes)])[
+            :10
+        ]
         xs = self.prepare(src.images[idx].to(self.device))
-        path = plot_pairs(xs.cpu(), self.adapt(xs).cpu(), run_dir / "adapted.png",
-                          titles=(f"source ({data.source.name})", f"adapted to {data.target.name}"))
+        path = plot_pairs(
+            xs.cpu(),
+            self.adapt(xs).cpu(),
+            run_dir / "adapted.png",
+            titles=(f"source ({data.source.name})", f"adapted to {data.target.name}"),
+        )
         out["Source images and their adaptation"] = f"figures/{path.name}"
         return out

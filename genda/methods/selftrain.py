@@ -76,7 +76,9 @@ def strong_augment(x: torch.Tensor) -> torch.Tensor:
 @dataclass
 class SelfTrainHparams(SupervisedHparams):
     augment: str = choice("affine", ["none", "shift", "affine"], "weak view (the teacher's input)")
-    threshold: float = bounded(0.95, 0.0, 1.0, "keep a pseudo-label when the teacher's probability >= this")
+    threshold: float = bounded(
+        0.95, 0.0, 1.0, "keep a pseudo-label when the teacher's probability >= this"
+    )
     ema: float = bounded(0.99, 0.0, 1.0, "teacher = EMA of the student's weights with this decay")
     unsup_weight: float = bounded(1.0, 0.0, 100.0, "weight of the pseudo-label loss")
     diversity_weight: float = bounded(1.0, 0.0, 100.0, "weight of the class-diversity loss")
@@ -124,5 +126,10 @@ class SelfTrain(SourceOnly):
         self.schedulers["main"].step()
         for k in ("encoder", "classifier"):
             ema_update(unwrap(self.nets[f"teacher_{k}"]), unwrap(self.nets[k]), self.hp.ema)
-        return {"loss/class": cls_loss, "loss/pseudo": pl_loss.detach(), "loss/diversity": div_loss.detach(),
-                "pseudo/kept": mask.mean(), "acc/train": (logits_s.argmax(1) == ys).float().mean()}
+        return {
+            "loss/class": cls_loss,
+            "loss/pseudo": pl_loss.detach(),
+            "loss/diversity": div_loss.detach(),
+            "pseudo/kept": mask.mean(),
+            "acc/train": (logits_s.argmax(1) == ys).float().mean(),
+        }

@@ -9,10 +9,11 @@ with images on the networks' [-1, 1] scale, i.e. a Gaussian decoder of fixed var
 1/2 on that scale. Summing (not averaging) over pixels keeps the reconstruction and KL
 terms on the scale of the ELBO, so ``kl_weight = 1`` is the plain VAE at every image size.
 
-Logged and reported, so numbers mean the same thing everywhere:
-``mse`` / ``recon_mse``: mean squared error **per pixel on the [0, 1] image scale**
-(``recon_mse`` on the test split, reconstructing from the posterior mean);
-``kl`` : KL divergence in nats per image (summed over latent dimensions).
+Logged per step (training batches) and reported in ``metrics.json`` (test split), so the
+numbers mean the same thing everywhere:
+``loss/mse`` / ``recon_mse``: mean squared error **per pixel on the [0, 1] image scale**
+(``recon_mse`` reconstructs from the posterior mean);
+``loss/kl`` / ``kl``: KL divergence in nats per image (summed over latent dimensions).
 """
 
 from __future__ import annotations
@@ -96,7 +97,12 @@ class VAE(GenerativeMethod):
         self.backward(loss)
         opt.step()
         # [-1, 1] squared error / 4 = [0, 1] squared error.
-        return {"loss/vae": loss.detach(), "mse": sq.detach().mean() / 4, "kl": kl.detach().mean()}
+        # Named apart from the test metrics (recon_mse, kl) that the engine logs at the last step.
+        return {
+            "loss/vae": loss.detach(),
+            "loss/mse": sq.detach().mean() / 4,
+            "loss/kl": kl.detach().mean(),
+        }
 
     @torch.no_grad()
     def sample(

@@ -26,10 +26,14 @@ class Decoder(nn.Module):
         self.side, self.width, self.size = math.ceil(size / 4), width, size
         self.fc = nn.Sequential(nn.Linear(dim, width * self.side**2), nn.ReLU(inplace=True))
         self.up = nn.Sequential(
-            nn.Upsample(scale_factor=2), nn.Conv2d(width, width // 2, 3, padding=1),
-            nn.BatchNorm2d(width // 2), nn.ReLU(inplace=True),
-            nn.Upsample(scale_factor=2), nn.Conv2d(width // 2, width // 4, 3, padding=1),
-            nn.BatchNorm2d(width // 4), nn.ReLU(inplace=True),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(width, width // 2, 3, padding=1),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(inplace=True),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(width // 2, width // 4, 3, padding=1),
+            nn.BatchNorm2d(width // 4),
+            nn.ReLU(inplace=True),
             nn.Conv2d(width // 4, channels, 3, padding=1),
         )
 

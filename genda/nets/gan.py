@@ -90,7 +90,13 @@ def generator(
 
 
 def discriminator(
-    channels: int, size: int, width: int = 64, out: int = 1, norm: str = "batch", slope: float = 0.2
+    channels: int,
+    size: int,
+    width: int = 64,
+    out: int = 1,
+    norm: str = "batch",
+    slope: float = 0.2,
+    deep: bool = False,
 ) -> nn.Sequential:
     """Images ``[N, channels, size, size]`` -> ``[N, out]`` logits (no sigmoid: losses take logits).
 
@@ -98,6 +104,8 @@ def discriminator(
     (SN-GAN, Miyato et al., ICLR 2018: every layer spectrally normalised, no BatchNorm, so
     the discriminator is ~1-Lipschitz and real/fake batches can share one forward), or
     ``none``. ``out > 1`` adds logits (ACGAN's class head, the VAE's ``2 * latent``).
+    ``deep``: SN-GAN's "standard CNN" (Miyato et al., table 3): a 3x3 stride-1 conv before
+    every 4x4 stride-2 conv, which restores the capacity a 1-Lipschitz constraint takes away.
     """
     if norm not in ("batch", "spectral", "none"):
         raise ValueError(f"unknown discriminator norm {norm!r}; valid: batch, spectral, none")
@@ -106,6 +114,9 @@ def discriminator(
     mods: list[nn.Module] = []
     cin = channels
     for i, cout in enumerate(ch):
+        if deep:
+            mods += [nn.Conv2d(cin, cout, 3, 1, 1), nn.LeakyReLU(slope, inplace=True)]
+            cin = cout
         mods.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "batch"))
         if norm == "batch" and i > 0:
             mods.append(nn.BatchNorm2d(cout))

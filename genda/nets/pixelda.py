@@ -19,8 +19,11 @@ class ResBlock(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,12 +37,20 @@ class Generator(nn.Module):
     concatenated to the input, so the generator can vary the style it adds.
     """
 
-    def __init__(self, channels: int = 1, size: int = 28, noise_dim: int = 10, width: int = 32,
-                 blocks: int = 4) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        size: int = 28,
+        noise_dim: int = 10,
+        width: int = 32,
+        blocks: int = 4,
+    ) -> None:
         super().__init__()
         self.size, self.noise_dim = size, noise_dim
         self.noise = nn.Linear(noise_dim, size * size)
-        self.head = nn.Sequential(nn.Conv2d(channels + 1, width, 3, padding=1), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(
+            nn.Conv2d(channels + 1, width, 3, padding=1), nn.ReLU(inplace=True)
+        )
         self.blocks = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.tail = nn.Sequential(nn.Conv2d(width, channels, 3, padding=1), nn.Tanh())
 
@@ -51,7 +62,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Image -> one real/fake logit: three stride-2 conv3x3 layers (LeakyReLU 0.2, BN, dropout)."""
 
-    def __init__(self, channels: int = 1, size: int = 28, width: int = 32, dropout: float = 0.1) -> None:
+    def __init__(
+        self, channels: int = 1, size: int = 28, width: int = 32, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c, s = channels, size

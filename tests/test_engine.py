@@ -1,0 +1,214 @@
+"""The engine: config validation, checkpoints and ``--resume`` (single process, CPU)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genda.cli import main as cli_main
+from genda.data.prepare import prepare
+from genda.engine import checkpoint as ckpt
+from genda.engine.config import ConfigError, ExperimentConfig, from_dict, parse_overrides
+from genda.engine.io import atomic_write
+from genda.engine.loop import load_method, resolve_config, train
+from genda.methods.dann import DANN
+
+RAW = {
+    "method": "dann",
+    "data": {"source": "digits", "target": "digits-m", "size": 28, "channels": 1, "limit": 96},
+    "train": {
+        "steps": 8,
+        "batch_size": 16,
+        "ckpt_every": 3,
+        "log_every": 1,
+        "threads": 1,
+        "device": "cpu",
+        "progress": False,
+    },
+}
+CRASH_AT = 5
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def test_unknown_key_lists_the_valid_keys() -> None:
+    with pytest.raises(ConfigError) as e:
+        from_dict(ExperimentConfig, {"train": {"stpes": 10}})
+    msg = str(e.value)
+    assert msg.startswith("unknown config key train.") and "stpes" in msg
+    assert "valid keys: train.steps, train.epochs, train.batch_size" in msg
+
+
+def test_unknown_section_lists_the_sections() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'trian'; valid keys: method, name, data, train"
+    ):
+        from_dict(ExperimentConfig, {"trian": {}})
+
+
+def test_bad_choice_lists_the_choices() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"train\.device: invalid value 'tpu'; valid choices: auto, cpu, cuda, mps",
+    ):
+        from_dict(ExperimentConfig, {"train": {"device": "tpu"}})
+    # method hyper-parameters are validated the same way, against the method's dataclass
+    with pytest.raises(
+        ConfigError, match=r"hparams\.optimizer: invalid value 'rmsprop'; valid choices: sgd, adam"
+    ):
+        resolve_config({**RAW, "hparams": {"optimizer": "rmsprop"}})
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "rng"),
+    [
+        ("train", "batch_size", 0, "[1, 65536]"),
+        ("data", "size", 4, "[8, 256]"),
+        ("train", "steps", -1, "[0, inf]"),
+    ],
+)
+def test_out_of_range_value(section: str, key: str, value: int, rng: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        from_dict(ExperimentConfig, {section: {key: value}})
+    assert f"{section}.{key}: {value} is out of range {rng}" in str(e.value)
+
+
+def test_wrong_type_and_bad_override() -> None:
+    with pytest.raises(ConfigError, match=r"train\.steps: expected int, got 'many'"):
+        from_dict(ExperimentConfig, {"train": {"steps": "many"}})
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_overrides(["train.steps"])
+    assert parse_overrides(["train.steps=3", "hparams.lr=0.1"]) == {
+        "train": {"steps": 3},
+        "hparams": {"lr": 0.1},
+    }
+
+
+def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = cli_main(["train", "dann", "--out", str(tmp_path / "x"), "--set", "train.bogus=1"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genda: error: unknown config key train.") and "bogus" in err
+    assert not (tmp_path / "x").exists()  # nothing written for a rejected config
+
+
+# --------------------------------------------------------------------- checkpoints
+
+
+class Crash(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """Runs set ``train.threads=1``; give later tests the thread count they started with."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Run A uninterrupted; run B crashed at step 5 (last checkpoint: step 3), then resumed."""
+    root = tmp_path_factory.mktemp("engine")
+    cfg = resolve_config(RAW)
+    data = prepare(cfg.data, cfg.train.seed)
+    threads = torch.get_num_threads()
+    try:
+        train(cfg, root / "A", data=data)
+        orig = DANN.train_step
+
+        def crashing(self, batch, step):
+            if step == CRASH_AT:
+                raise Crash(f"simulated crash at step {step}")
+            return orig(self, batch, step)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(DANN, "train_step", crashing)
+            with pytest.raises(Crash):
+                train(cfg, root / "B", data=data)
+        interrupted = ckpt.load(root / "B")["step"]
+        train(cfg, root / "B", resume=True, data=data)
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "A": root / "A",
+        "B": root / "B",
+        "interrupted_at": interrupted,
+        "cfg": cfg,
+        "data": data,
+    }
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    with open(run / "history.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(fh)]
+
+
+def test_resume_reproduces_the_uninterrupted_run(runs) -> None:
+    assert runs["interrupted_at"] == 3  # the crash at step 5 lost steps 4-5
+    a = json.loads((runs["A"] / "metrics.json").read_text())
+    b = json.loads((runs["B"] / "metrics.json").read_text())
+    for k in ("target_accuracy", "source_accuracy", "per_class_accuracy", "confusion", "steps"):
+        assert a[k] == b[k], k
+    ha, hb = history(runs["A"]), history(runs["B"])
+    assert [r["step"] for r in hb] == [str(s) for s in range(1, 9)]
+    assert ha == hb  # every logged loss and accuracy, bit for bit (as written)
+    wa, wb = ckpt.load(runs["A"]), ckpt.load(runs["B"])
+    for net, sd in wa["method"]["nets"].items():
+        for k, v in sd.items():
+            assert torch.equal(v, wb["method"]["nets"][net][k]), (net, k)
+
+
+def test_checkpoints_are_atomic(runs, tmp_path: Path) -> None:
+    for run in (runs["A"], runs["B"]):
+        assert not list(run.rglob("*.tmp")) and not list(run.rglob(".*.tmp"))
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
+    # a write that fails half-way leaves the previous file whole and no temp file behind
+    target = tmp_path / "checkpoints" / "last.pt"
+    ckpt.save(target, {"step": 1})
+
+    def fail(p: Path) -> None:
+        p.write_bytes(b"half a checkpoi")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fail)
+    assert ckpt.load(target)["step"] == 1
+    assert [p.name for p in target.parent.iterdir()] == ["last.pt"]
+
+
+def test_refuses_to_overwrite_a_run(runs) -> None:
+    before = (runs["A"] / "checkpoints" / "last.pt").stat().st_mtime_ns
+    with pytest.raises(ckpt.CheckpointError, match="already holds a run; pass --resume"):
+        train(runs["cfg"], runs["A"], data=runs["data"])
+    assert (runs["A"] / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_resume_without_a_checkpoint(tmp_path: Path, runs) -> None:
+    with pytest.raises(ckpt.CheckpointError, match="no checkpoint"):
+        train(runs["cfg"], tmp_path / "empty", resume=True, data=runs["data"])
+
+
+def test_checkpoint_of_another_method(runs) -> None:
+    other = resolve_config({**RAW, "method": "source-only"})
+    with pytest.raises(
+        ckpt.CheckpointError, match="checkpoint is for method 'dann', not 'source-only'"
+    ):
+        train(other, runs["A"], resume=True, data=runs["data"])
+
+
+def test_corrupt_checkpoint(tmp_path: Path, runs) -> None:
+    run = tmp_path / "corrupt"
+    (run / "checkpoints").mkdir(parents=True)
+    data = (runs["A"] / "checkpoints" / "last.pt").read_bytes()
+    (run / "checkpoints" / "last.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ckpt.CheckpointError, match="not a readable genda checkpoint"):
+        load_method(run)
+    cfg, method = load_method(runs["A"])  # the intact one loads for evaluation
+    assert cfg.method == "dann" and not method.training

@@ -1,0 +1,193 @@
+"""Generative metrics (classifier FID/IS, classifier accuracy, face detection) and the
+``genda sample`` / ``genda eval`` commands end to end on a tiny DDPM run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from genda.cli import main
+from genda.data import load_dataset
+from genda.engine.config import ConfigError
+from genda.metrics import generative as gm
+from genda.metrics.evaluator import get_evaluator
+
+EVAL_STEPS = 100  # enough for ~98% test accuracy on the embedded digits
+
+
+_USER_CACHE = os.environ.get("GENDA_CACHE")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def isolated_cache(tmp_path_factory):
+    """A private cache (evaluators + data) and one torch thread (two spin on a busy 2-core box)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENDA_CACHE", str(tmp_path_factory.mktemp("genda_cache")))
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    return get_evaluator("digits", steps=EVAL_STEPS)
+
+
+def test_evaluator_is_accurate_and_cached(evaluator) -> None:
+    assert evaluator.test_accuracy > 90
+    assert evaluator.name == "classifier:digits" and evaluator.mode == "class"
+    assert evaluator.path is not None and evaluator.path.is_file()
+    assert evaluator.path.parent.name == "evaluators"
+    again = get_evaluator("digits", steps=EVAL_STEPS)  # from the cache: same weights, no training
+    assert again.test_accuracy == evaluator.test_accuracy
+    sd1, sd2 = evaluator.net.state_dict(), again.net.state_dict()
+    assert all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+    assert not list(evaluator.path.parent.glob("*.tmp"))
+
+
+def test_classifier_fid_and_is_separate_real_from_noise(evaluator, digits) -> None:
+    ex = gm.make_extractors(None, evaluator)
+    assert ex.name == "classifier:digits"
+    real_a, real_b = digits.train.images, digits.test.images
+    noise = torch.randint(0, 256, (len(real_b), 1, 28, 28), dtype=torch.uint8)
+    fid_real, fid_noise = gm.fid(real_a, real_b, ex.fid), gm.fid(real_a, noise, ex.fid)
+    assert fid_real < 0.1 * fid_noise, (fid_real, fid_noise)
+    # float [-1, 1] input gives the same score as its uint8 version
+    as_float = real_b.float() / 127.5 - 1
+    assert abs(gm.fid(real_a, as_float, ex.fid) - fid_real) < 1e-3 * max(fid_real, 1)
+    is_real, _ = gm.inception_score(real_b, ex.inception)
+    is_noise, _ = gm.inception_score(noise, ex.inception)
+    assert is_real > 4 and is_noise < 2 and is_real > 2 * is_noise  # 10 classes: IS <= 10
+    with pytest.raises(ValueError, match=">= 2"):
+        gm.fid(real_a, real_b[:1], ex.fid)
+
+
+def test_classifier_accuracy_follows_the_requested_labels(evaluator, digits) -> None:
+    x, y = digits.test.images, digits.test.labels
+    assert gm.classifier_accuracy(x, y, evaluator) > 90
+    assert gm.classifier_accuracy(x, (y + 1) % 10, evaluator) < 10
+
+
+def test_inception_features_load_a_local_weights_file(tmp_path) -> None:
+    from torchvision.models import inception_v3
+
+    path = tmp_path / "inception.pt"
+    torch.manual_seed(0)
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
+    feats, logits = gm.InceptionFeatures(path, "features"), gm.InceptionFeatures(path, "logits")
+    x = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    assert feats(x).shape == (2, 2048) and logits(x).shape == (2, 1000)
+    assert gm.make_extractors(path).name == "inception-v3"
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        gm.InceptionFeatures(tmp_path / "missing.pt")
+    torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="inception_v3"):
+        gm.InceptionFeatures(tmp_path / "bad.pt")
+
+
+def test_face_detection_rate_on_real_faces_and_noise(shared_data: Path, monkeypatch) -> None:
+    from genda.metrics.faces import face_detection_rate
+
+    face = shared_data / "course" / "face"
+    if not face.is_dir():
+        pytest.skip(f"{face} is absent")
+    # The user's data cache: decoding the 8,000 face PNGs again would take most of the budget.
+    if _USER_CACHE is None:
+        monkeypatch.delenv("GENDA_CACHE")
+    else:
+        monkeypatch.setenv("GENDA_CACHE", _USER_CACHE)
+    real = load_dataset(f"course:{face}").test.images  # the 1,000 val crops
+    assert face_detection_rate(real) >= 90
+    noise = torch.randint(0, 256, (200, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert face_detection_rate(noise) <= 1
+
+
+# -- end to end through the CLI ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("gen") / "ddpm"
+    rc = main(["train", "ddpm", "--data", "digits", "--out", str(run), "--steps", "3", "--batch-size", "16",
+               "--device", "cpu", "--no-progress", "--set", "data.limit=64", "--set", "train.threads=1",
+               "--set", "hparams.width=8", "--set", "hparams.timesteps=20", "--set", "hparams.sample_steps=4"])
+    assert rc == 0
+    return run
+
+
+def test_cli_sample_writes_the_image_folder_layout(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    out = tmp_path / "samples"
+    assert main(["sample", str(tiny_run), "--n", "2", "--per-class", "--steps", "3", "--guidance", "1",
+                 "--seed", "1", "--out", str(out)]) == 0
+    assert "wrote 20 images" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [str(i) for i in range(10)]
+    for d in (out / str(i) for i in range(10)):
+        files = sorted(d.iterdir())
+        assert [p.name for p in files] == ["00000.png", "00001.png"]
+        with Image.open(files[0]) as im:
+            assert im.size == (28, 28) and im.mode == "L"
+    assert (out / "grid.png").is_file()
+    # same seed, same images
+    out2 = tmp_path / "again"
+    main(["sample", str(tiny_run), "--n", "2", "--per-class", "--steps", "3", "--guidance", "1",
+          "--seed", "1", "--out", str(out2)])
+    assert (out / "3" / "00001.png").read_bytes() == (out2 / "3" / "00001.png").read_bytes()
+    # the folder reads back as a labelled data set (grid.png set aside: it is not a sample)
+    (out / "grid.png").rename(tmp_path / "grid.png")
+    ds = load_dataset(f"folder:{out}")
+    assert ds.train.classes == [str(i) for i in range(10)] and len(ds.train) + len(ds.test) == 20
+
+
+def test_cli_sample_rejects_bad_options(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    assert main(["sample", str(tiny_run), "--n", "2", "--steps", "99", "--out", str(tmp_path / "a")]) == 2
+    assert "1..20" in capsys.readouterr().err
+    assert main(["sample", str(tiny_run), "--n", "2", "--guidance", "-1", "--out", str(tmp_path / "b")]) == 2
+    assert "guidance" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    assert main(["sample", str(tiny_run), "--n", "2", "--out", str(tmp_path / "full")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_options_a_model_does_not_take_are_rejected() -> None:
+    from genda.engine.generate import check_options
+
+    class GANLike:
+        name = "dcgan"
+
+        def sample(self, n, labels=None, **options):
+            raise AssertionError("never called")
+
+    assert check_options(GANLike(), {"guidance": None, "steps": None}) == {}
+    with pytest.raises(ConfigError, match="does not accept --guidance"):
+        check_options(GANLike(), {"guidance": 2.0})
+
+
+def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
+    before = json.loads((tiny_run / "metrics.json").read_text())
+    assert main(["eval", str(tiny_run), "--n", "20", "--steps", "2", "--device", "cpu",
+                 "--evaluator-steps", str(EVAL_STEPS)]) == 0
+    printed = capsys.readouterr().out
+    assert "fid:" in printed and "classifier_accuracy:" in printed
+    after = json.loads((tiny_run / "metrics.json").read_text())
+    assert after["method"] == before["method"] and after["figures"] == before["figures"]  # merged, not replaced
+    assert after["fid_extractor"] == "classifier:digits"
+    assert after["fid"] >= 0 and after["fid"] > after["fid_real_test"]
+    assert 0 <= after["classifier_accuracy"] <= 100 and after["evaluator_accuracy"] > 90
+    assert after["inception_score"] >= 1 and after["eval_sample_options"] == {"steps": 2}
+    assert "face_detection_rate" not in after  # digits are not faces
+    assert main(["eval", str(tiny_run), "--n", "4", "--inception-weights", "/nonexistent.pt"]) == 2
+    assert "never downloads" in capsys.readouterr().err

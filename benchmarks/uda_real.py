@@ -24,7 +24,7 @@ def main() -> int:
     p.add_argument("--mnist", default=f"mnist:{SHARED / 'mnist'}")
     p.add_argument("--usps", default=f"usps:{SHARED / 'usps'}")
     p.add_argument("--methods", default="source-only,dann,target-only")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seeds", default="0")
     p.add_argument("--augment", default="affine")

@@ -14,6 +14,7 @@ from genda.methods.ddpm import DDPM
 from genda.methods.schedulers import DDIMScheduler, DDPMScheduler, linear_betas
 from genda.nets.unet import UNet
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One torch thread: on a shared 2-core machine two spinning threads run ~8x slower."""
@@ -27,11 +28,23 @@ TINY = {"width": 8, "levels": 2, "timesteps": 20, "sample_steps": 5, "ema": 0.9}
 
 
 def tiny_cfg(steps: int = 3, seed: int = 0, **hp):
-    return resolve_config({
-        "method": "ddpm", "data": {"source": "digits", "limit": 64},
-        "train": {"steps": steps, "batch_size": 16, "progress": False, "log_every": 1, "ckpt_every": 0,
-                  "device": "cpu", "seed": seed, "threads": 1},
-        "hparams": {**TINY, **hp}})
+    return resolve_config(
+        {
+            "method": "ddpm",
+            "data": {"source": "digits", "limit": 64},
+            "train": {
+                "steps": steps,
+                "batch_size": 16,
+                "progress": False,
+                "log_every": 1,
+                "ckpt_every": 0,
+                "device": "cpu",
+                "seed": seed,
+                "threads": 1,
+            },
+            "hparams": {**TINY, **hp},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +66,9 @@ def test_alpha_products_and_forward_process() -> None:
     s = DDPMScheduler(100, 1e-4, 0.02)
     betas = torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)
     assert torch.allclose(s.betas, betas)
-    expected = torch.tensor([math.prod(1 - b for b in betas[: t + 1].tolist()) for t in range(100)],
-                            dtype=torch.float64)
+    expected = torch.tensor(
+        [math.prod(1 - b for b in betas[: t + 1].tolist()) for t in range(100)], dtype=torch.float64
+    )
     assert torch.allclose(s.alphas_cumprod, expected, rtol=1e-10)
     # q(x_t | x_0) preserves unit variance: var = abar + (1 - abar) = 1.
     g = torch.Generator().manual_seed(0)
@@ -110,7 +124,9 @@ def _run(sched, eps_fn, x: torch.Tensor, steps: int | None) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddim-eta1", None), ("ddim", 20), ("ddim", 100)])
+@pytest.mark.parametrize(
+    "sampler,steps", [("ddpm", None), ("ddim-eta1", None), ("ddim", 20), ("ddim", 100)]
+)
 def test_samplers_reproduce_gaussian_data_statistics(sampler: str, steps: int | None) -> None:
     """With the exact noise predictor, every sampler must land on the data distribution.
 
@@ -118,8 +134,11 @@ def test_samplers_reproduce_gaussian_data_statistics(sampler: str, steps: int | 
     sqrt(abar_T) ~ 0.6 of the signal), so any bias left is the sampler's own.
     """
     T, mu, s = 100, 0.3, 0.2
-    sched = (DDPMScheduler(T, clip_sample=False) if sampler == "ddpm"
-             else DDIMScheduler(T, clip_sample=False, eta=1.0 if sampler == "ddim-eta1" else 0.0))
+    sched = (
+        DDPMScheduler(T, clip_sample=False)
+        if sampler == "ddpm"
+        else DDIMScheduler(T, clip_sample=False, eta=1.0 if sampler == "ddim-eta1" else 0.0)
+    )
     abar = float(sched.alphas_cumprod[-1])
     z = torch.randn(20000, generator=torch.Generator().manual_seed(0))
     x_T = abar**0.5 * mu + (abar * s * s + 1 - abar) ** 0.5 * z
@@ -165,7 +184,9 @@ def test_unet_shapes_and_null_label(size: int, levels: int) -> None:
 def two_runs(tmp_path_factory, digits_data):
     """Two identical 4-step runs into run directories (shared: train() is the slow part)."""
     root = tmp_path_factory.mktemp("ddpm_runs")
-    metrics = [train(tiny_cfg(steps=4, seed=3), root / name, data=digits_data) for name in ("a", "b")]
+    metrics = [
+        train(tiny_cfg(steps=4, seed=3), root / name, data=digits_data) for name in ("a", "b")
+    ]
     return root, metrics
 
 
@@ -231,9 +252,15 @@ def test_sampling_is_reproducible_with_a_seed(model: DDPM) -> None:
 
 def test_invalid_sampling_options_raise(model: DDPM) -> None:
     y = torch.tensor([0])
-    for kw, msg in [({"guidance": -0.5}, "guidance"), ({"steps": 0}, "steps"), ({"steps": 21}, "1..20"),
-                    ({"steps": 2.5}, "steps"), ({"sampler": "euler"}, "sampler"), ({"eta": 2.0}, "eta"),
-                    ({"return_trajectory_at": [21]}, "0..20")]:
+    for kw, msg in [
+        ({"guidance": -0.5}, "guidance"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 21}, "1..20"),
+        ({"steps": 2.5}, "steps"),
+        ({"sampler": "euler"}, "sampler"),
+        ({"eta": 2.0}, "eta"),
+        ({"return_trajectory_at": [21]}, "0..20"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             model.sample(1, y, **kw)
 

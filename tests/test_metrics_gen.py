@@ -109,7 +109,9 @@ def test_face_detection_rate_on_real_faces_and_noise(shared_data: Path, monkeypa
         monkeypatch.setenv("GENDA_CACHE", _USER_CACHE)
     real = load_dataset(f"course:{face}").test.images  # the 1,000 val crops
     assert face_detection_rate(real) >= 90
-    noise = torch.randint(0, 256, (200, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    noise = torch.randint(
+        0, 256, (200, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     assert face_detection_rate(noise) <= 1
 
 
@@ -119,9 +121,33 @@ def test_face_detection_rate_on_real_faces_and_noise(shared_data: Path, monkeypa
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("gen") / "ddpm"
-    rc = main(["train", "ddpm", "--data", "digits", "--out", str(run), "--steps", "3", "--batch-size", "16",
-               "--device", "cpu", "--no-progress", "--set", "data.limit=64", "--set", "train.threads=1",
-               "--set", "hparams.width=8", "--set", "hparams.timesteps=20", "--set", "hparams.sample_steps=4"])
+    rc = main(
+        [
+            "train",
+            "ddpm",
+            "--data",
+            "digits",
+            "--out",
+            str(run),
+            "--steps",
+            "3",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--set",
+            "data.limit=64",
+            "--set",
+            "train.threads=1",
+            "--set",
+            "hparams.width=8",
+            "--set",
+            "hparams.timesteps=20",
+            "--set",
+            "hparams.sample_steps=4",
+        ]
+    )
     assert rc == 0
     return run
 
@@ -130,8 +156,26 @@ def test_cli_sample_writes_the_image_folder_layout(tiny_run: Path, tmp_path: Pat
     from PIL import Image
 
     out = tmp_path / "samples"
-    assert main(["sample", str(tiny_run), "--n", "2", "--per-class", "--steps", "3", "--guidance", "1",
-                 "--seed", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(tiny_run),
+                "--n",
+                "2",
+                "--per-class",
+                "--steps",
+                "3",
+                "--guidance",
+                "1",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "wrote 20 images" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [str(i) for i in range(10)]
     for d in (out / str(i) for i in range(10)):
@@ -142,8 +186,23 @@ def test_cli_sample_writes_the_image_folder_layout(tiny_run: Path, tmp_path: Pat
     assert (out / "grid.png").is_file()
     # same seed, same images
     out2 = tmp_path / "again"
-    main(["sample", str(tiny_run), "--n", "2", "--per-class", "--steps", "3", "--guidance", "1",
-          "--seed", "1", "--out", str(out2)])
+    main(
+        [
+            "sample",
+            str(tiny_run),
+            "--n",
+            "2",
+            "--per-class",
+            "--steps",
+            "3",
+            "--guidance",
+            "1",
+            "--seed",
+            "1",
+            "--out",
+            str(out2),
+        ]
+    )
     assert (out / "3" / "00001.png").read_bytes() == (out2 / "3" / "00001.png").read_bytes()
     # the folder reads back as a labelled data set (grid.png set aside: it is not a sample)
     (out / "grid.png").rename(tmp_path / "grid.png")
@@ -152,9 +211,17 @@ def test_cli_sample_writes_the_image_folder_layout(tiny_run: Path, tmp_path: Pat
 
 
 def test_cli_sample_rejects_bad_options(tiny_run: Path, tmp_path: Path, capsys) -> None:
-    assert main(["sample", str(tiny_run), "--n", "2", "--steps", "99", "--out", str(tmp_path / "a")]) == 2
+    assert (
+        main(["sample", str(tiny_run), "--n", "2", "--steps", "99", "--out", str(tmp_path / "a")])
+        == 2
+    )
     assert "1..20" in capsys.readouterr().err
-    assert main(["sample", str(tiny_run), "--n", "2", "--guidance", "-1", "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            ["sample", str(tiny_run), "--n", "2", "--guidance", "-1", "--out", str(tmp_path / "b")]
+        )
+        == 2
+    )
     assert "guidance" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")
@@ -178,12 +245,29 @@ def test_options_a_model_does_not_take_are_rejected() -> None:
 
 def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
     before = json.loads((tiny_run / "metrics.json").read_text())
-    assert main(["eval", str(tiny_run), "--n", "20", "--steps", "2", "--device", "cpu",
-                 "--evaluator-steps", str(EVAL_STEPS)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_run),
+                "--n",
+                "20",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+                "--evaluator-steps",
+                str(EVAL_STEPS),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "fid:" in printed and "classifier_accuracy:" in printed
     after = json.loads((tiny_run / "metrics.json").read_text())
-    assert after["method"] == before["method"] and after["figures"] == before["figures"]  # merged, not replaced
+    assert (
+        after["method"] == before["method"] and after["figures"] == before["figures"]
+    )  # merged, not replaced
     assert after["fid_extractor"] == "classifier:digits"
     assert after["fid"] >= 0 and after["fid"] > after["fid_real_test"]
     assert 0 <= after["classifier_accuracy"] <= 100 and after["evaluator_accuracy"] > 90

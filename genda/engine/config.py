@@ -40,7 +40,6 @@ class DataConfig:
     target: str = ""  # domain adaptation only: the unlabelled target domain
     size: int = bounded(28, 8, 256, "image side in pixels after conversion")
     channels: int = choice(1, [1, 3], "1 = grey, 3 = RGB; data sets are converted once")
-    augment: str = choice("none", ["none", "shift", "affine"], "batched augmentation on device")
     attribute: str = ""  # attribute models: which binary attribute is the label (e.g. Smiling)
     limit: int = bounded(0, 0, None, "use at most this many training images (0 = all)")
     download: bool = False

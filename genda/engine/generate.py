@@ -48,8 +48,10 @@ def check_options(method, options: dict[str, Any]) -> dict[str, Any]:
     bad = [k for k in options if k not in accepted]
     if bad:
         flags = ", ".join("--" + k.replace("_", "-") for k in bad)
-        raise ConfigError(f"method {method.name!r} does not accept {flags} when sampling "
-                          f"(its sample options: {', '.join(accepted) or 'none'})")
+        raise ConfigError(
+            f"method {method.name!r} does not accept {flags} when sampling "
+            f"(its sample options: {', '.join(accepted) or 'none'})"
+        )
     return options
 
 
@@ -63,41 +65,61 @@ def request_labels(method, n: int, per_class: bool = False) -> torch.Tensor | No
 
 
 @torch.no_grad()
-def generate(method, n: int, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 250,
-             **options: Any) -> torch.Tensor:
-    """uint8 ``[n, C, H, W]`` samples at the training resolution, reproducible from ``seed``."""
+def generate(
+    method,
+    n: int,
+    labels: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 250,
+    **options: Any,
+) -> torch.Tensor:
+    """uint8 ``[n, C, H, W]`` samples at the training resolution, reproducible from ``seed``.
+
+    The caller's global RNG state is restored afterwards (sampling runs on a forked stream).
+    """
     options = check_options(method, options)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+    dev = method.device
     was_training = method.training
     method.eval()
     out = []
-    try:
-        for i in range(0, n, batch_size):
-            y = None if labels is None else labels[i:i + batch_size].to(method.device)
-            m = min(batch_size, n - i)
-            try:
-                x = method.sample(m, y, **options)
-            except ValueError as e:  # bad steps/guidance/labels: a usage error, not a crash
-                raise ConfigError(f"{method.name}: {e}") from e
-            out.append(to_uint8(x))
-    finally:
-        method.train(was_training)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        try:
+            for i in range(0, n, batch_size):
+                y = None if labels is None else labels[i : i + batch_size].to(dev)
+                m = min(batch_size, n - i)
+                try:
+                    x = method.sample(m, y, **options)
+                except ValueError as e:  # bad steps/guidance/labels: a usage error, not a crash
+                    raise ConfigError(f"{method.name}: {e}") from e
+                out.append(to_uint8(x))
+        finally:
+            method.train(was_training)
     images = torch.cat(out)
     s, c = method.info.size, method.info.channels
     if tuple(images.shape[1:]) != (c, s, s):
-        raise ConfigError(f"{method.name}.sample returned {tuple(images.shape[1:])} images, expected {(c, s, s)}")
+        raise ConfigError(
+            f"{method.name}.sample returned {tuple(images.shape[1:])} images, expected {(c, s, s)}"
+        )
     return images
 
 
 def _save_png(x: torch.Tensor, path: Path) -> None:
     a = x.permute(1, 2, 0).numpy()
-    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else np.ascontiguousarray(a)).save(path, format="png")
+    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else np.ascontiguousarray(a)).save(
+        path, format="png"
+    )
 
 
-def write_samples(run_dir: str | Path, out: str | Path, n: int, per_class: bool = False, seed: int = 0,
-                  device: str = "cpu", **options: Any) -> dict[str, Any]:
+def write_samples(
+    run_dir: str | Path,
+    out: str | Path,
+    n: int,
+    per_class: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    **options: Any,
+) -> dict[str, Any]:
     """Sample a run into ``out`` in the image-folder layout; returns a summary dict."""
     from genda.engine.loop import load_method
     from genda.engine.runtime import resolve_device
@@ -107,7 +129,9 @@ def write_samples(run_dir: str | Path, out: str | Path, n: int, per_class: bool 
         raise ConfigError(f"--n must be >= 1, got {n}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty; choose a new --out folder (samples are never mixed)")
+        raise ConfigError(
+            f"{out} is not empty; choose a new --out folder (samples are never mixed)"
+        )
     _, method = load_method(run_dir, resolve_device(device))
     if method.kind != "generative":
         raise ConfigError(f"{run_dir} holds a {method.name!r} run, not a generative model")
@@ -131,12 +155,23 @@ def write_samples(run_dir: str | Path, out: str | Path, n: int, per_class: bool 
             _save_png(x, d / f"{i:05d}.png")
         rows = [images[labels == k][:10] for k in range(len(classes))]
         nrow = max(len(r) for r in rows)
-        grid = torch.cat([torch.cat([r, torch.full((nrow - len(r), *r.shape[1:]), 255, dtype=torch.uint8)])
-                          for r in rows if len(r)])
+        grid = torch.cat(
+            [
+                torch.cat([r, torch.full((nrow - len(r), *r.shape[1:]), 255, dtype=torch.uint8)])
+                for r in rows
+                if len(r)
+            ]
+        )
     save_grid(grid, out / GRID_NAME, nrow=nrow)
-    return {"run": str(run_dir), "out": str(out), "images": len(images), "seconds": round(secs, 2),
-            "images_per_s": round(len(images) / max(secs, 1e-9), 2), "conditioning": method.conditioning,
-            "options": check_options(method, options)}
+    return {
+        "run": str(run_dir),
+        "out": str(out),
+        "images": len(images),
+        "seconds": round(secs, 2),
+        "images_per_s": round(len(images) / max(secs, 1e-9), 2),
+        "conditioning": method.conditioning,
+        "options": check_options(method, options),
+    }
 
 
 def _is_face_data(spec: str, info) -> bool:
@@ -146,9 +181,17 @@ def _is_face_data(spec: str, info) -> bool:
     return bool(info.attr_names) or any(w in spec.lower() for w in ("celeba", "face"))
 
 
-def evaluate_run(run_dir: str | Path, n: int = 1000, inception_weights: str | Path | None = None,
-                 seed: int = 0, device: str = "cpu", evaluator_steps: int = 1000, max_real: int = 10000,
-                 verbose: bool = False, **options: Any) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    n: int = 1000,
+    inception_weights: str | Path | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    evaluator_steps: int = 1000,
+    max_real: int = 10000,
+    verbose: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
     """Sample ``n`` images from a run, score them, merge the scores into ``metrics.json``.
 
     Real reference data is the run's own ``data.source`` (and ``data.attribute``) train split
@@ -192,13 +235,24 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, inception_weights: str | Pa
     t0 = time.perf_counter()
     fake = generate(method, n, labels, seed, **options)
     secs = time.perf_counter() - t0
-    out: dict[str, Any] = {"eval_n": n, "eval_seed": seed, "eval_sample_options": options,
-                           "sample_images_per_s": round(n / max(secs, 1e-9), 2)}
+    out: dict[str, Any] = {
+        "eval_n": n,
+        "eval_seed": seed,
+        "eval_sample_options": options,
+        "sample_images_per_s": round(n / max(secs, 1e-9), 2),
+    }
 
     evaluator = None
     try:
-        evaluator = get_evaluator(dc.source, dc.attribute, dc.size, dc.channels, steps=evaluator_steps,
-                                  device=dev, verbose=verbose)
+        evaluator = get_evaluator(
+            dc.source,
+            dc.attribute,
+            dc.size,
+            dc.channels,
+            steps=evaluator_steps,
+            device=dev,
+            verbose=verbose,
+        )
         out["evaluator_accuracy"] = evaluator.test_accuracy
         out["evaluator"] = evaluator.name
     except DataError as e:  # no labels at all: only Inception features can score FID
@@ -218,7 +272,7 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, inception_weights: str | Pa
         from genda.metrics.faces import DEFAULT_PARAMS, face_detection_rate
 
         out["face_detection_rate"] = face_detection_rate(fake)
-        out["face_detection_rate_real"] = face_detection_rate(real_test[:n])
+        out["face_detection_rate_real"] = face_detection_rate(real_test[: max(n, 1000)])
         out["face_detection_params"] = DEFAULT_PARAMS.as_dict()
 
     path = run_dir / "metrics.json"

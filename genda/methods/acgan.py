@@ -15,7 +15,7 @@ attribute, pairs from the same noise with the attribute off/on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,22 @@ import torch.nn.functional as F
 
 from genda.data.prepare import DataInfo
 from genda.engine.config import ConfigError, bounded
-from genda.methods.dcgan import DCGAN, DCGANHparams
+from genda.methods.gan import GAN, GANHparams
 
 
 @dataclass
-class ACGANHparams(DCGANHparams):
+class ACGANHparams(GANHparams):
     aux_weight: float = bounded(1.0, 0.0, 100.0, "weight of the auxiliary class loss")
+    aux_fakes: bool = field(
+        default=False,
+        metadata={
+            "help": "D's class head also learns the requested labels of fakes (the paper); "
+            "off: it learns from real images only"
+        },
+    )
 
 
-class ACGAN(DCGAN):
+class ACGAN(GAN):
     """DCGAN networks with a one-hot label on G's input and ``1 + k`` logits out of D."""
 
     name = "acgan"
@@ -50,9 +57,10 @@ class ACGAN(DCGAN):
 
     def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
         assert y is not None
-        return super().d_loss(out, real, y) + self.hp.aux_weight * F.cross_entropy(
-            out[:, 1:].float(), y
-        )
+        loss = super().d_loss(out, real, y)
+        if real or self.hp.aux_fakes:
+            loss = loss + self.hp.aux_weight * F.cross_entropy(out[:, 1:].float(), y)
+        return loss
 
     def g_loss(self, out: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         assert y is not None

@@ -128,6 +128,7 @@ class DCGAN(GenerativeMethod):
         y = y if self.num_labels else None
         z = torch.randn(len(real), self.hp.nz, device=real.device)
         g, d = self.nets["g"], self.nets["d"]
+        aug = self.augment
         fake = g(self.generator_input(z, y))
         # Discriminator.
         opt_d = self.optimizers["d"]
@@ -136,15 +137,15 @@ class DCGAN(GenerativeMethod):
             # Separate real and fake batches as in the DCGAN reference code (mixing them would
             # change the BatchNorm statistics), each forward followed by its own backward so
             # a DDP-wrapped D never sees two forwards before one backward.
-            out_real = d(real)
+            out_real = d(aug(real))
             loss_real = self.d_loss(out_real, True, y)
             self.backward(loss_real)
-            out_fake = d(fake.detach())
+            out_fake = d(aug(fake.detach()))
             loss_fake = self.d_loss(out_fake, False, y)
             self.backward(loss_fake)
         else:
             # No BatchNorm: one forward over both halves (one spectral-norm power iteration).
-            out = d(torch.cat([real, fake.detach()]))
+            out = d(aug(torch.cat([real, fake.detach()])))
             out_real, out_fake = out[: len(real)], out[len(real) :]
             loss_real, loss_fake = self.d_loss(out_real, True, y), self.d_loss(out_fake, False, y)
             self.backward(loss_real + loss_fake)
@@ -152,7 +153,7 @@ class DCGAN(GenerativeMethod):
         # Generator (its gradient flows through D; D's own gradients are discarded next step).
         opt_g = self.optimizers["g"]
         opt_g.zero_grad(set_to_none=True)
-        out_gen = d(fake)
+        out_gen = d(aug(fake))
         loss_g = self.g_loss(out_gen, y)
         self.backward(loss_g)
         opt_g.step()
@@ -165,6 +166,11 @@ class DCGAN(GenerativeMethod):
         }
         logs.update(self.extra_logs(out_real.detach(), y))
         return logs
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of every real and fake batch: the images themselves in DCGAN; the
+        improved GAN applies DiffAugment here (the same transforms to both, G's step too)."""
+        return x
 
     def after_step(self, step: int) -> None:
         """Hook after both updates (the improved GAN updates its EMA generator here)."""

@@ -56,7 +56,7 @@ class DDPMHparams:
     ema: float = bounded(0.999, 0.0, 1.0, "EMA decay of the sampling weights (0 = no EMA)")
     guidance: float = bounded(2.0, 0.0, 100.0, "default CFG weight w (0 = no guidance)")
     sampler: str = choice("ddim", ["ddim", "ddpm"], "default sampler")
-    sample_steps: int = bounded(100, 1, 4000, "default sampling steps (<= timesteps)")
+    sample_steps: int = bounded(50, 1, 4000, "default DDIM sampling steps (<= timesteps)")
     eta: float = bounded(0.0, 0.0, 1.0, "DDIM noise: 0 deterministic, 1 DDPM-like")
     clip_sample: bool = True  # clip the predicted x_0 to [-1, 1] at each step
 
@@ -67,14 +67,20 @@ class DDPM(GenerativeMethod):
     name = "ddpm"
     Hparams = DDPMHparams
     streams = ("source",)
+    # ~3,300 steps on the 1,437 embedded digits at batch 128; pass --steps for short runs.
+    defaults = {"train": {"epochs": 300.0}}
 
     def __init__(self, hp: DDPMHparams, info) -> None:
         super().__init__(hp, info)
         if hp.beta_start >= hp.beta_end:
-            raise ConfigError(f"hparams.beta_start ({hp.beta_start}) must be < hparams.beta_end ({hp.beta_end})")
+            raise ConfigError(
+                f"hparams.beta_start ({hp.beta_start}) must be < hparams.beta_end ({hp.beta_end})"
+            )
         if hp.sample_steps > hp.timesteps:
-            raise ConfigError(f"hparams.sample_steps: {hp.sample_steps} is more than "
-                              f"hparams.timesteps ({hp.timesteps})")
+            raise ConfigError(
+                f"hparams.sample_steps: {hp.sample_steps} is more than "
+                f"hparams.timesteps ({hp.timesteps})"
+            )
         k = info.num_classes
         if k == 0:
             self.conditioning = "none"
@@ -104,7 +110,9 @@ class DDPM(GenerativeMethod):
     # -- training ---------------------------------------------------------------------------
     def configure(self, total_steps: int) -> None:
         hp = self.hp
-        opt = torch.optim.AdamW(self.nets["unet"].parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = torch.optim.AdamW(
+            self.nets["unet"].parameters(), lr=hp.lr, weight_decay=hp.weight_decay
+        )
         self.optimizers["main"] = opt
         warm = min(hp.warmup, max(total_steps // 10, 1))
 
@@ -150,8 +158,9 @@ class DDPM(GenerativeMethod):
             be.copy_(b)
 
     # -- sampling ---------------------------------------------------------------------------
-    def _check_options(self, steps: int | None, guidance: float | None, sampler: str | None,
-                       eta: float | None) -> tuple[int, float, str, float]:
+    def _check_options(
+        self, steps: int | None, guidance: float | None, sampler: str | None, eta: float | None
+    ) -> tuple[int, float, str, float]:
         hp, T = self.hp, self.hp.timesteps
         sampler = hp.sampler if sampler is None else sampler
         if sampler not in SCHEDULERS:
@@ -159,7 +168,9 @@ class DDPM(GenerativeMethod):
         if steps is None:
             steps = T if sampler == "ddpm" else hp.sample_steps
         if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= T:
-            raise ValueError(f"steps must be an integer in 1..{T} (the model's training timesteps), got {steps}")
+            raise ValueError(
+                f"steps must be an integer in 1..{T} (the model's training timesteps), got {steps}"
+            )
         guidance = hp.guidance if guidance is None else float(guidance)
         if not guidance >= 0:  # also rejects NaN
             raise ValueError(f"guidance weight must be >= 0 (0 = no guidance), got {guidance}")
@@ -168,10 +179,17 @@ class DDPM(GenerativeMethod):
             raise ValueError(f"eta must be in [0, 1], got {eta}")
         return int(steps), guidance, sampler, eta
 
-    def sample(self, n: int, labels: torch.Tensor | None = None, steps: int | None = None,
-               guidance: float | None = None, sampler: str | None = None, eta: float | None = None,
-               return_trajectory_at: Sequence[int] | None = None,
-               batch_size: int = 500) -> Any:
+    def sample(
+        self,
+        n: int,
+        labels: torch.Tensor | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        return_trajectory_at: Sequence[int] | None = None,
+        batch_size: int = 500,
+    ) -> Any:
         """Generate ``n`` images, float ``[n, C, H, W]`` in [-1, 1], from the global torch RNG.
 
         Args:
@@ -196,18 +214,28 @@ class DDPM(GenerativeMethod):
                 raise ValueError(f"return_trajectory_at times must be in 0..{T}, got {want}")
         outs, trajs = [], []
         for i in range(0, n, batch_size):
-            y = None if labels is None else labels[i:i + batch_size]
+            y = None if labels is None else labels[i : i + batch_size]
             x, traj = self._sample_batch(min(batch_size, n - i), y, steps, w, sampler, eta, want)
             outs.append(x)
             trajs.append(traj)
         images = torch.cat(outs)
         if return_trajectory_at is None:
             return images
-        return images, [(tm, torch.cat([tr[j][1] for tr in trajs])) for j, (tm, _) in enumerate(trajs[0])]
+        return images, [
+            (tm, torch.cat([tr[j][1] for tr in trajs])) for j, (tm, _) in enumerate(trajs[0])
+        ]
 
     @torch.no_grad()
-    def _sample_batch(self, n: int, labels: torch.Tensor | None, steps: int, w: float, sampler: str,
-                      eta: float, want: list[int]) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
+    def _sample_batch(
+        self,
+        n: int,
+        labels: torch.Tensor | None,
+        steps: int,
+        w: float,
+        sampler: str,
+        eta: float,
+        want: list[int],
+    ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
         net = self.nets["ema"] if "ema" in self.nets else self.nets["unet"]
         dev = self.device
         sched = self.scheduler(sampler, eta)
@@ -249,12 +277,22 @@ class DDPM(GenerativeMethod):
         imgs = self.sample(10 * k if k else 100, labels)
         save_grid(imgs.cpu(), run_dir / "samples.png", nrow=10)
         T = self.hp.timesteps
-        times = sorted({T, *(round(T * f) for f in (0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05)), 0}, reverse=True)
+        times = sorted(
+            {T, *(round(T * f) for f in (0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05)), 0}, reverse=True
+        )
         one = torch.zeros(1, dtype=torch.long, device=self.device) if k else None
         _, traj = self.sample(1, one, sampler="ddpm", return_trajectory_at=times)
         strip = torch.cat([x for _, x in traj])
-        plot_strip(strip, [f"t={tm}" for tm in (tm for tm, _ in traj)], run_dir / "reverse_process.png",
-                   row_labels=[self.info.classes[0]] if k else None)
+        plot_strip(
+            strip,
+            [f"t={tm}" for tm in (tm for tm, _ in traj)],
+            run_dir / "reverse_process.png",
+            row_labels=[self.info.classes[0]] if k else None,
+        )
         grid_title = "Samples (10 per class, rows = classes)" if k else "Samples"
-        return {"figures": {grid_title: "figures/samples.png",
-                            "Reverse diffusion (DDPM ancestral)": "figures/reverse_process.png"}}
+        return {
+            "figures": {
+                grid_title: "figures/samples.png",
+                "Reverse diffusion (DDPM ancestral)": "figures/reverse_process.png",
+            }
+        }

@@ -23,7 +23,7 @@ hooks, the discriminator's normalisation and the EMA differ.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from genda.data.prepare import DataInfo
 from genda.engine.config import ConfigError, bounded, choice
 from genda.methods.base import unwrap
 from genda.methods.dcgan import DCGAN, DCGANHparams
-from genda.nets.gan import UPSAMPLE
+from genda.nets.gan import DIFF_AUGMENT, UPSAMPLE, diff_augment, parse_policy
 
 
 @dataclass
@@ -55,6 +55,13 @@ class GANHparams(DCGANHparams):
         "discriminator layout: DCGAN's ladder (as fast as DCGAN) or SN-GAN's standard CNN "
         "(3x3 convs added: more capacity, ~4x slower D on a CPU)",
     )
+    diffaug: str = field(
+        default="translation,cutout",
+        metadata={
+            "help": "DiffAugment transforms applied to real and fake images before D, comma-"
+            f"separated from {', '.join(DIFF_AUGMENT)} ('none': off)"
+        },
+    )
 
 
 class GAN(DCGAN):
@@ -70,10 +77,17 @@ class GAN(DCGAN):
                 "hparams.label_smoothing / hparams.label_flip apply to "
                 "hparams.loss=nonsaturating only (hinge has no labels to soften)"
             )
+        try:
+            parse_policy(hp.diffaug)
+        except ValueError as e:
+            raise ConfigError(f"hparams.diffaug: {e}") from None
         super().__init__(hp, info)
         if hp.ema_decay > 0:
             g_ema = copy.deepcopy(self.nets["g"]).requires_grad_(False)
             self.nets["g_ema"] = g_ema  # no trainable parameters: the engine leaves it unwrapped
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.hp.diffaug)
 
     def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
         s = out[:, 0].float()

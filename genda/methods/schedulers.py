@@ -29,7 +29,9 @@ class StepOutput(NamedTuple):
     pred_original_sample: torch.Tensor
 
 
-def linear_betas(num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+def linear_betas(
+    num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
     """The linear variance schedule of Ho et al. (2020), in float64 for exact products."""
     return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
 
@@ -42,8 +44,13 @@ class Scheduler:
     and ends at ``t = 0`` whatever ``steps`` is, and ``steps = T`` visits every timestep.
     """
 
-    def __init__(self, num_train_timesteps: int = 500, beta_start: float = 1e-4, beta_end: float = 0.02,
-                 clip_sample: bool = True) -> None:
+    def __init__(
+        self,
+        num_train_timesteps: int = 500,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        clip_sample: bool = True,
+    ) -> None:
         if num_train_timesteps < 2:
             raise ValueError(f"num_train_timesteps must be >= 2, got {num_train_timesteps}")
         if not 0.0 < beta_start < beta_end < 1.0:
@@ -69,7 +76,9 @@ class Scheduler:
         T = self.num_train_timesteps
         steps = T if num_inference_steps is None else int(num_inference_steps)
         if not 1 <= steps <= T:
-            raise ValueError(f"sampling steps must be in 1..{T} (the model's training timesteps), got {steps}")
+            raise ValueError(
+                f"sampling steps must be in 1..{T} (the model's training timesteps), got {steps}"
+            )
         self.timesteps = torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long()
         return self.timesteps
 
@@ -86,8 +95,13 @@ class Scheduler:
         x0 = (x - (1 - abar) ** 0.5 * noise_pred) / abar**0.5
         return x0.clamp(-1, 1) if self.clip_sample else x0
 
-    def step(self, noise_pred: torch.Tensor, t: int, x: torch.Tensor,
-             generator: torch.Generator | None = None) -> StepOutput:
+    def step(
+        self,
+        noise_pred: torch.Tensor,
+        t: int,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
         raise NotImplementedError
 
 
@@ -100,14 +114,21 @@ class DDPMScheduler(Scheduler):
     hold with ``beta_t := 1 - abar_t / abar_prev`` (Nichol & Dhariwal 2021's respacing).
     """
 
-    def step(self, noise_pred: torch.Tensor, t: int, x: torch.Tensor,
-             generator: torch.Generator | None = None) -> StepOutput:
+    def step(
+        self,
+        noise_pred: torch.Tensor,
+        t: int,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
         t = int(t)
         prev = self.previous_timestep(t)
         abar, abar_prev = self._abar(t), self._abar(prev)
         beta = 1 - abar / abar_prev
         x0 = self._pred_x0(noise_pred, t, x)
-        mean = (abar_prev**0.5 * beta / (1 - abar)) * x0 + ((1 - beta) ** 0.5 * (1 - abar_prev) / (1 - abar)) * x
+        mean = (abar_prev**0.5 * beta / (1 - abar)) * x0 + (
+            (1 - beta) ** 0.5 * (1 - abar_prev) / (1 - abar)
+        ) * x
         if prev < 0:
             return StepOutput(mean, x0)
         var = (1 - abar_prev) / (1 - abar) * beta
@@ -124,15 +145,26 @@ class DDIMScheduler(Scheduler):
     and few steps suffice); ``eta = 1`` with all ``T`` steps is DDPM ancestral sampling.
     """
 
-    def __init__(self, num_train_timesteps: int = 500, beta_start: float = 1e-4, beta_end: float = 0.02,
-                 clip_sample: bool = True, eta: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_train_timesteps: int = 500,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        clip_sample: bool = True,
+        eta: float = 0.0,
+    ) -> None:
         super().__init__(num_train_timesteps, beta_start, beta_end, clip_sample)
         if eta < 0:
             raise ValueError(f"DDIM eta must be >= 0, got {eta}")
         self.eta = eta
 
-    def step(self, noise_pred: torch.Tensor, t: int, x: torch.Tensor,
-             generator: torch.Generator | None = None) -> StepOutput:
+    def step(
+        self,
+        noise_pred: torch.Tensor,
+        t: int,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
         t = int(t)
         prev = self.previous_timestep(t)
         abar, abar_prev = self._abar(t), self._abar(prev)
@@ -142,7 +174,9 @@ class DDIMScheduler(Scheduler):
         sigma = self.eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)) ** 0.5
         out = abar_prev**0.5 * x0 + max(1 - abar_prev - sigma**2, 0.0) ** 0.5 * eps
         if sigma > 0 and prev >= 0:
-            out = out + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            out = out + sigma * torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype
+            )
         return StepOutput(out, x0)
 
 

@@ -64,11 +64,14 @@ class UInt8Input(nn.Module):
     reads it instead of probing with a dummy 299-px image).
     """
 
-    def __init__(self, net: ClassifierNet, output: Literal["features", "logits"], channels: int,
-                 size: int) -> None:
+    def __init__(
+        self, net: ClassifierNet, output: Literal["features", "logits"], channels: int, size: int
+    ) -> None:
         super().__init__()
         self.net, self.output, self.channels, self.size = net, output, channels, size
-        self.num_features = net.feature_dim if output == "features" else int(net.head[-1].out_features)
+        self.num_features = (
+            net.feature_dim if output == "features" else int(net.head[-1].out_features)
+        )
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,8 +81,9 @@ class UInt8Input(nn.Module):
         if x.shape[1] != self.channels:
             x = x.mean(1, keepdim=True) if self.channels == 1 else x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            )
         self.net.eval()
         out = self.net.features(x) if self.output == "features" else self.net(x)
         return out.float()
@@ -122,7 +126,9 @@ class EvalClassifier:
     def logits(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Logits for uint8 (or [-1, 1] float) images, on the CPU."""
         fm = self.feature_module("logits")
-        return torch.cat([fm(images[i:i + batch_size]).cpu() for i in range(0, len(images), batch_size)])
+        return torch.cat(
+            [fm(images[i : i + batch_size]).cpu() for i in range(0, len(images), batch_size)]
+        )
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -145,15 +151,19 @@ def _mode_for(train: Domain, attribute: str) -> Mode:
         return "class"
     if train.attrs is not None and train.attrs.shape[1] > 0:
         return "attributes"
-    raise DataError(f"{train.name}: no class labels and no attributes: cannot train an evaluation "
-                    "classifier (pass Inception-v3 weights for FID instead)")
+    raise DataError(
+        f"{train.name}: no class labels and no attributes: cannot train an evaluation "
+        "classifier (pass Inception-v3 weights for FID instead)"
+    )
 
 
 @torch.no_grad()
 def _accuracy(net: ClassifierNet, domain: Domain, mode: Mode, device: torch.device) -> float:
     net.eval()
     fm = UInt8Input(net, "logits", domain.shape[0], domain.shape[1])
-    z = torch.cat([fm(domain.images[i:i + 500].to(device)).cpu() for i in range(0, len(domain), 500)])
+    z = torch.cat(
+        [fm(domain.images[i : i + 500].to(device)).cpu() for i in range(0, len(domain), 500)]
+    )
     y = _labels(domain, mode)
     if mode == "attributes":
         return round(100 * float(((z > 0).float() == y).float().mean()), 2)
@@ -161,9 +171,17 @@ def _accuracy(net: ClassifierNet, domain: Domain, mode: Mode, device: torch.devi
     return round(100 * float((z.argmax(1)[keep] == y[keep]).float().mean()), 2)
 
 
-def train_classifier(train: Domain, test: Domain, mode: Mode, steps: int = 1000, batch_size: int = 128,
-                     lr: float = 1e-3, seed: int = 0, device: torch.device | str = "cpu",
-                     augment_kind: str | None = None) -> tuple[ClassifierNet, float]:
+def train_classifier(
+    train: Domain,
+    test: Domain,
+    mode: Mode,
+    steps: int = 1000,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    augment_kind: str | None = None,
+) -> tuple[ClassifierNet, float]:
     """Train on ``train`` and return ``(net, test accuracy in percent)``.
 
     Adam with a cosine learning-rate decay converges in ~1000 steps on digits and faces; a
@@ -176,14 +194,20 @@ def train_classifier(train: Domain, test: Domain, mode: Mode, steps: int = 1000,
     images, y_all = train.images[keep], y_all[keep]
     if len(images) == 0:
         raise DataError(f"{train.name}: no labelled training images for the evaluation classifier")
-    outputs = y_all.shape[1] if mode == "attributes" else (2 if mode == "attribute" else train.num_classes)
+    outputs = (
+        y_all.shape[1]
+        if mode == "attributes"
+        else (2 if mode == "attribute" else train.num_classes)
+    )
     aug = augment_kind if augment_kind is not None else ("shift" if mode == "class" else "none")
     device = torch.device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         net = ClassifierNet(c, s, outputs).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps))
+        )
         images, y_all = images.to(device), y_all.to(device)
         bs = min(batch_size, len(images))
         net.train()
@@ -191,12 +215,16 @@ def train_classifier(train: Domain, test: Domain, mode: Mode, steps: int = 1000,
         for _ in range(steps):
             if pos + bs > len(images):
                 perm, pos = torch.randperm(len(images), device=device), 0
-            idx = perm[pos:pos + bs]
+            idx = perm[pos : pos + bs]
             pos += bs
             x = augment(images[idx].float() / 127.5 - 1.0, aug)
             z = net(x)
             y = y_all[idx]
-            loss = F.binary_cross_entropy_with_logits(z, y) if mode == "attributes" else F.cross_entropy(z, y)
+            loss = (
+                F.binary_cross_entropy_with_logits(z, y)
+                if mode == "attributes"
+                else F.cross_entropy(z, y)
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -211,15 +239,27 @@ def evaluator_dir() -> Path:
     return cache_dir() / "evaluators"
 
 
-def _cache_path(root: Path, spec: str, attribute: str, size: int, channels: int, steps: int, seed: int) -> Path:
+def _cache_path(
+    root: Path, spec: str, attribute: str, size: int, channels: int, steps: int, seed: int
+) -> Path:
     key = f"v{EVALUATOR_VERSION}|{spec}|{attribute}|{size}|{channels}|{steps}|{seed}"
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{spec.split('/')[-1]}-{attribute or 'all'}-{channels}x{size}")
+    slug = re.sub(
+        r"[^A-Za-z0-9_.-]+", "_", f"{spec.split('/')[-1]}-{attribute or 'all'}-{channels}x{size}"
+    )
     return root / f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
 
 
-def get_evaluator(spec: str, attribute: str = "", size: int = 28, channels: int = 1, steps: int = 1000,
-                  seed: int = 0, device: torch.device | str = "cpu", cache_root: Path | None = None,
-                  verbose: bool = False) -> EvalClassifier:
+def get_evaluator(
+    spec: str,
+    attribute: str = "",
+    size: int = 28,
+    channels: int = 1,
+    steps: int = 1000,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    cache_root: Path | None = None,
+    verbose: bool = False,
+) -> EvalClassifier:
     """The evaluation classifier for real data ``spec`` at ``size``/``channels``: from the cache,
     or trained now on the real train split (and its test accuracy measured on the test split).
 
@@ -240,30 +280,53 @@ def get_evaluator(spec: str, attribute: str = "", size: int = 28, channels: int 
             net = ClassifierNet(channels, size, st["outputs"])
             net.load_state_dict(st["state_dict"])
             net.eval()
-            return EvalClassifier(spec, attribute, size, channels, st["mode"], st["classes"], net,
-                                  st["test_accuracy"], st["train_seconds"], path).to(device)
+            return EvalClassifier(
+                spec,
+                attribute,
+                size,
+                channels,
+                st["mode"],
+                st["classes"],
+                net,
+                st["test_accuracy"],
+                st["train_seconds"],
+                path,
+            ).to(device)
         except Exception as e:  # a damaged cache file is retrained, never fatal
             warnings.warn(f"genda: ignoring unreadable evaluator {path} ({e})", stacklevel=2)
     data = prepare(DataConfig(source=spec, size=size, channels=channels, attribute=attribute), seed)
     train, test = data.source.train, data.source.test
     mode = _mode_for(train, attribute)
     if verbose:
-        print(f"training evaluation classifier on {spec}{'#' + attribute if attribute else ''} "
-              f"({len(train)} images, {mode}, {steps} steps)...", flush=True)
+        print(
+            f"training evaluation classifier on {spec}{'#' + attribute if attribute else ''} "
+            f"({len(train)} images, {mode}, {steps} steps)...",
+            flush=True,
+        )
     t0 = time.perf_counter()
     net, acc = train_classifier(train, test, mode, steps=steps, seed=seed, device=device)
     secs = round(time.perf_counter() - t0, 1)
     classes = list(train.attr_names) if mode == "attributes" else list(train.classes)
     if use_cache:
         outputs = int(net.head[-1].out_features)
-        state = {"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "outputs": outputs,
-                 "mode": mode, "classes": classes, "test_accuracy": acc, "train_seconds": secs,
-                 "spec": spec, "attribute": attribute, "size": size, "channels": channels}
+        state = {
+            "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+            "outputs": outputs,
+            "mode": mode,
+            "classes": classes,
+            "test_accuracy": acc,
+            "train_seconds": secs,
+            "spec": spec,
+            "attribute": attribute,
+            "size": size,
+            "channels": channels,
+        }
         try:
             save_torch(path, state)  # atomic: temp file + rename
         except OSError as e:
             warnings.warn(f"genda: could not cache evaluator at {path} ({e})", stacklevel=2)
     if verbose:
         print(f"  evaluation classifier test accuracy {acc:.2f}% ({secs} s)", flush=True)
-    return EvalClassifier(spec, attribute, size, channels, mode, classes, net, acc, secs,
-                          path if use_cache else None).to(device)
+    return EvalClassifier(
+        spec, attribute, size, channels, mode, classes, net, acc, secs, path if use_cache else None
+    ).to(device)

@@ -71,16 +71,23 @@ def detect_faces(images: torch.Tensor, params: CascadeParams = DEFAULT_PARAMS) -
     x = to_uint8(images).permute(0, 2, 3, 1).numpy()
     found = np.zeros(len(x), dtype=bool)
     for i, im in enumerate(x):
-        g = im[..., 0] if im.shape[-1] == 1 else cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY)
+        g = (
+            im[..., 0]
+            if im.shape[-1] == 1
+            else cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY)
+        )
         side = min(g.shape)
         b = params.border
         if b:
             g = cv2.copyMakeBorder(g, b, b, b, b, cv2.BORDER_REPLICATE)
         if params.upscale != 1:
-            g = cv2.resize(g, None, fx=params.upscale, fy=params.upscale, interpolation=cv2.INTER_LINEAR)
+            g = cv2.resize(
+                g, None, fx=params.upscale, fy=params.upscale, interpolation=cv2.INTER_LINEAR
+            )
         m = max(1, int(params.min_size * side * params.upscale))
-        faces = casc.detectMultiScale(g, scaleFactor=params.scale_factor, minNeighbors=params.min_neighbors,
-                                      minSize=(m, m))
+        faces = casc.detectMultiScale(
+            g, scaleFactor=params.scale_factor, minNeighbors=params.min_neighbors, minSize=(m, m)
+        )
         found[i] = len(faces) > 0
     return torch.from_numpy(found)
 

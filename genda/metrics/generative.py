@@ -30,6 +30,7 @@ from torch import nn
 
 from genda.viz.images import to_uint8
 
+
 class InceptionFeatures(nn.Module):
     """torchvision Inception-v3 on uint8 images: 2048-d pool features or 1000 logits.
 
@@ -39,14 +40,18 @@ class InceptionFeatures(nn.Module):
     ImageNet-normalised input to it; we feed it directly).
     """
 
-    def __init__(self, weights: str | Path, output: Literal["features", "logits"] = "features") -> None:
+    def __init__(
+        self, weights: str | Path, output: Literal["features", "logits"] = "features"
+    ) -> None:
         super().__init__()
         from torchvision.models import inception_v3
 
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"Inception-v3 weights file {path} does not exist (genda never downloads "
-                                    "weights; pass a torchvision inception_v3 state_dict file)")
+            raise FileNotFoundError(
+                f"Inception-v3 weights file {path} does not exist (genda never downloads "
+                "weights; pass a torchvision inception_v3 state_dict file)"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
@@ -66,13 +71,32 @@ class InceptionFeatures(nn.Module):
         x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = nn.functional.interpolate(x, size=(299, 299), mode="bilinear", antialias=True, align_corners=False)
+        x = nn.functional.interpolate(
+            x, size=(299, 299), mode="bilinear", antialias=True, align_corners=False
+        )
         n = self.net
         # torchvision's forward up to the pooled features (its fc gives the logits).
-        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
-                     "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
-                     "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c",
-                     "avgpool"):
+        for name in (
+            "Conv2d_1a_3x3",
+            "Conv2d_2a_3x3",
+            "Conv2d_2b_3x3",
+            "maxpool1",
+            "Conv2d_3b_1x1",
+            "Conv2d_4a_3x3",
+            "maxpool2",
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+            "Mixed_6a",
+            "Mixed_6b",
+            "Mixed_6c",
+            "Mixed_6d",
+            "Mixed_6e",
+            "Mixed_7a",
+            "Mixed_7b",
+            "Mixed_7c",
+            "avgpool",
+        ):
             x = getattr(n, name)(x)
         f = torch.flatten(x, 1)
         return f if self.output == "features" else n.fc(f)
@@ -90,17 +114,22 @@ class Extractors:
 def make_extractors(inception_weights: str | Path | None = None, evaluator=None) -> Extractors:
     """Inception-v3 when a weights file is given, else the evaluation classifier's."""
     if inception_weights:
-        return Extractors(InceptionFeatures(inception_weights, "features"),
-                          InceptionFeatures(inception_weights, "logits"), "inception-v3")
+        return Extractors(
+            InceptionFeatures(inception_weights, "features"),
+            InceptionFeatures(inception_weights, "logits"),
+            "inception-v3",
+        )
     if evaluator is None:
-        raise ValueError("FID needs Inception-v3 weights (a local file) or an evaluation classifier")
+        raise ValueError(
+            "FID needs Inception-v3 weights (a local file) or an evaluation classifier"
+        )
     logits = evaluator.feature_module("logits") if evaluator.mode != "attributes" else None
     return Extractors(evaluator.feature_module("features"), logits, evaluator.name)
 
 
 def _batches(x: torch.Tensor, batch_size: int):
     for i in range(0, len(x), batch_size):
-        yield to_uint8(x[i:i + batch_size])
+        yield to_uint8(x[i : i + batch_size])
 
 
 @torch.no_grad()
@@ -113,7 +142,9 @@ def fid(real: torch.Tensor, fake: torch.Tensor, feature: nn.Module, batch_size: 
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     if len(real) < 2 or len(fake) < 2:
-        raise ValueError(f"FID needs >= 2 real and >= 2 generated images, got {len(real)} and {len(fake)}")
+        raise ValueError(
+            f"FID needs >= 2 real and >= 2 generated images, got {len(real)} and {len(fake)}"
+        )
     metric = FrechetInceptionDistance(feature=feature, normalize=False)
     for x in _batches(real, batch_size):
         metric.update(x, real=True)
@@ -123,8 +154,9 @@ def fid(real: torch.Tensor, fake: torch.Tensor, feature: nn.Module, batch_size: 
 
 
 @torch.no_grad()
-def inception_score(images: torch.Tensor, logits: nn.Module, splits: int = 10,
-                    batch_size: int = 250) -> tuple[float, float]:
+def inception_score(
+    images: torch.Tensor, logits: nn.Module, splits: int = 10, batch_size: int = 250
+) -> tuple[float, float]:
     """Inception Score ``(mean, std over splits)`` of ``images`` with a logits network."""
     from torchmetrics.image.inception import InceptionScore
 

@@ -16,6 +16,7 @@ pixel-shuffle upsampling), ACGAN (extra class logits) and the VAE (encoder/decod
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -130,3 +131,78 @@ def discriminator(
             if isinstance(m, nn.Conv2d):
                 spectral_norm(m)
     return net
+
+
+# -- DiffAugment ------------------------------------------------------------------------------
+# Zhao, Liu, Lin, Zhu & Han, "Differentiable Augmentation for Data-Efficient GAN Training",
+# NeurIPS 2020. With little data (1,437 digits) the discriminator memorises the training set
+# within a few hundred steps and its gradient stops guiding the generator. DiffAugment
+# applies the *same* random, differentiable transforms to real and to fake images every time
+# D sees them (D's updates and G's update alike), so D can no longer memorise exact images,
+# while the generator still receives gradients through the transform and is pushed towards
+# the un-augmented data distribution (augmenting reals only would teach G the augmentations).
+# The transforms follow the paper's reference code, for images in [-1, 1]: ``color``
+# (brightness +U(-.5, .5), saturation x U(0, 2), contrast x U(.5, 1.5)), ``translation``
+# (shift by up to 1/8 of the side, filled with 0) and ``cutout`` (a zeroed square of half
+# the side at a random centre).
+DIFF_AUGMENT = ("color", "translation", "cutout")
+
+
+def _uniform(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) * (hi - lo) + lo
+
+
+def rand_color(x: torch.Tensor) -> torch.Tensor:
+    x = x + _uniform(x, -0.5, 0.5)  # brightness
+    mean = x.mean(1, keepdim=True)
+    x = (x - mean) * _uniform(x, 0.0, 2.0) + mean  # saturation (a no-op on grey images)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return (x - mean) * _uniform(x, 0.5, 1.5) + mean  # contrast
+
+
+def rand_translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shift every image by its own integer offset, up to ``ratio`` of the side; 0 fills."""
+    n, c, h, w = x.shape
+    dev = x.device
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    rows = torch.arange(h, device=dev).view(1, h, 1) + torch.randint(-sh, sh + 1, (n, 1, 1), device=dev)
+    cols = torch.arange(w, device=dev).view(1, 1, w) + torch.randint(-sw, sw + 1, (n, 1, 1), device=dev)
+    inside = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)).unsqueeze(1)  # [n, 1, h, w]
+    index = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).view(n, 1, h * w).expand(n, c, h * w)
+    shifted = x.reshape(n, c, h * w).gather(2, index).view(n, c, h, w)
+    return shifted * inside  # gather is differentiable: G gets gradients through the shift
+
+
+def rand_cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one ``ratio``-sized square per image; its centre is uniform over the image."""
+    n, _, h, w = x.shape
+    dev = x.device
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    top = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=dev) - ch // 2
+    left = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=dev) - cw // 2
+    rows = torch.arange(h, device=dev).view(1, h, 1)
+    cols = torch.arange(w, device=dev).view(1, 1, w)
+    hole = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+_AUGMENTS = {"color": rand_color, "translation": rand_translation, "cutout": rand_cutout}
+
+
+def parse_policy(policy: str) -> list[str]:
+    """``"translation,cutout"`` -> its transforms, validated; ``""`` or ``"none"``: none."""
+    names = [p.strip() for p in policy.split(",") if p.strip() and p.strip() != "none"]
+    bad = [p for p in names if p not in _AUGMENTS]
+    if bad:
+        raise ValueError(
+            f"unknown DiffAugment transform(s) {', '.join(bad)}; valid: {', '.join(DIFF_AUGMENT)}"
+        )
+    return names
+
+
+def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
+    """Apply the comma-separated transforms of ``policy`` (in the paper's order), each with
+    fresh per-image randomness from the global torch RNG (so runs stay reproducible)."""
+    for name in parse_policy(policy):
+        x = _AUGMENTS[name](x)
+    return x

@@ -83,7 +83,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
-        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        a = F.scaled_dot_product_attention(
+            q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2)
+        )
         return x + self.out(a.transpose(-1, -2).reshape(n, c, h, w))
 
 
@@ -102,14 +104,23 @@ class UNet(nn.Module):
         dropout: dropout inside residual blocks.
     """
 
-    def __init__(self, channels: int = 1, num_classes: int = 10, width: int = 64, levels: int = 2,
-                 attention: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        num_classes: int = 10,
+        width: int = 64,
+        levels: int = 2,
+        attention: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if not 1 <= levels < len(_MULTS):
             raise ValueError(f"levels must be in 1..{len(_MULTS) - 1}, got {levels}")
         self.channels, self.num_classes, self.width = channels, num_classes, width
         emb_dim = 4 * width
-        self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         # +1 row: the null context of classifier-free guidance.
         self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
         widths = [width * m for m in _MULTS[: levels + 1]]

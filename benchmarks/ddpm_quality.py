@@ -26,6 +26,10 @@ from pathlib import Path
 import torch
 
 
+def _label(row: dict) -> str:
+    return row["sampler"] if row["eta"] is None else f"{row['sampler']} eta={row['eta']:g}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="digits-m", help="data spec (class-labelled)")
@@ -36,6 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--width", type=int, default=32, help="U-Net width (hparams.width)")
     p.add_argument("--timesteps", type=int, default=500, help="T (hparams.timesteps)")
     p.add_argument("--guidance", type=float, default=2.0, help="CFG weight w for all samplers")
+    p.add_argument("--etas", default="0,1", help="DDIM eta values to compare (0 = deterministic)")
     p.add_argument(
         "--n-per-class", type=int, default=50, help="generated images per class and sampler"
     )
@@ -118,9 +123,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     k = method.info.num_classes
     labels = torch.arange(k).repeat_interleave(args.n_per_class)
-    settings = [("ddim", s) for s in (25, 50, 100) if s <= T] + [("ddpm", T)]
+    etas = [float(e) for e in args.etas.split(",")]
+    settings = [("ddim", s, e) for e in etas for s in (25, 50, 100) if s <= T] + [("ddpm", T, None)]
     rows = []
-    for sampler, steps in settings:
+    for sampler, steps, eta in settings:
         t0 = time.perf_counter()
         images = generate(
             method,
@@ -130,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
             sampler=sampler,
             steps=steps,
             guidance=args.guidance,
+            eta=eta,
         )
         if device == "cuda":
             torch.cuda.synchronize()
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
             {
                 "sampler": sampler,
                 "steps": steps,
+                "eta": eta,
                 "guidance": args.guidance,
                 "images": len(images),
                 "classifier_accuracy": gm.classifier_accuracy(images, labels, evaluator),
@@ -147,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
         )
         print(
-            f"{sampler:>5} {steps:4d} steps: accuracy {rows[-1]['classifier_accuracy']:6.2f}%  "
+            f"{_label(rows[-1]):>14} {steps:4d} steps: accuracy {rows[-1]['classifier_accuracy']:6.2f}%  "
             f"FID {rows[-1]['fid']:8.3f}  {rows[-1]['images_per_s']:8.2f} images/s",
             flush=True,
         )
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("| --- | --- | --- | --- | --- |")
     for r in rows:
         print(
-            f"| {r['sampler']} | {r['steps']} | {r['classifier_accuracy']:.2f} | {r['fid']:.3f} | "
+            f"| {_label(r)} | {r['steps']} | {r['classifier_accuracy']:.2f} | {r['fid']:.3f} | "
             f"{r['images_per_s']:.2f} |"
         )
     print(f"wrote {out / 'benchmark.json'}")

@@ -32,6 +32,7 @@ HPARAMS: dict[str, dict[str, Any]] = {
         "upsample": "pixelshuffle",
         "ema_decay": 0.9,
         "d_arch": "sngan",
+        "diffaug": "color,translation,cutout",
     },
     "acgan": {"width": 16},
 }
@@ -157,6 +158,33 @@ def test_gan_resume_matches_uninterrupted_run(digits: ExperimentData, tmp_path: 
             a.nets[k].state_dict().items(), b.nets[k].state_dict().values(), strict=True
         ):
             assert torch.equal(x, y), f"{k}.{name}"
+
+
+def test_diff_augment_is_differentiable_and_random() -> None:
+    x = torch.rand(8, 3, 28, 28, requires_grad=True)
+    y = nets.diff_augment(x, "color,translation,cutout")
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and bool((x.grad != 0).any())  # G learns through the transforms
+    ones = torch.ones(64, 1, 8, 8)
+    holes = (nets.rand_cutout(ones) == 0).sum((1, 2, 3))  # a 4x4 square, clipped at the border
+    assert bool((holes <= 16).all()) and bool((holes > 0).all()) and bool((holes == 16).any())
+    filled = (nets.rand_translation(ones) == 0).sum((1, 2, 3))  # shifts of up to 1 px: 0 fills
+    assert bool((filled <= 15).all()) and bool((filled > 0).any())
+    assert torch.equal(nets.diff_augment(x, "none"), x)
+    with pytest.raises(ValueError, match="valid: color, translation, cutout"):
+        nets.diff_augment(x, "translation,flip")
+
+
+def test_bad_diffaug_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="hparams.diffaug.*flip"):
+        build_method(config("gan", diffaug="flip"), DataInfo(1, 28, ["0", "1"]))
+
+
+def test_dcgan_sees_plain_images() -> None:
+    m = build_method(config("dcgan"), DataInfo(1, 28, ["0", "1"]))
+    x = torch.randn(2, 1, 28, 28)
+    assert m.augment(x) is x  # model A is the paper's DCGAN: no augmentation
 
 
 def test_hinge_rejects_label_options() -> None:

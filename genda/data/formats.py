@@ -574,7 +574,8 @@ _ATTR_DIR = re.compile(r"^(.+)=([01])$")
 def _scan_folder(directory: Path) -> tuple[list[Path], list[str], list[str]]:
     """``(files, class of each file, class names)``; a flat folder gives class ``""``."""
     subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and image_files(d, True))
-    flat = image_files(directory)
+    # `genda sample` writes a preview grid.png beside the samples: it is not a sample.
+    flat = [f for f in image_files(directory) if f.name != "grid.png"]
     if subdirs and flat:
         raise DataError(
             f"folder:{directory}: has both images ({flat[0].name}) and class "

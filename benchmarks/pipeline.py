@@ -13,7 +13,8 @@ momentum 0.9, nesterov, weight decay 5e-4, the DANN lr annealing) on the same da
   is the real USPS PNGs in ``../shared/data/course/usps``.
 - **genda**: ``Runtime`` (Lightning Fabric), in-memory uint8 ``Stream`` batches and
   ``DANN.train_step``, i.e. what ``genda.engine.loop.train`` runs each step (including its
-  accumulation of logged scalars and one host sync every ``log_every`` steps).
+  accumulation of logged scalars and one host sync every ``log_every`` steps), with
+  ``hparams.augment=none`` like the baseline.
 
 Steady state: after a warm-up, blocks of ``--steps`` steps of every pipeline are timed in
 turn, ``--reps`` times (interleaved, because the machine may be shared), and the median
@@ -212,7 +213,11 @@ def genda_config(variant: str, batch_size: int, steps: int, threads: int):
         ckpt_every=0,
         **VARIANTS[variant][0],
     )
-    return ExperimentConfig(method="dann", data=data_config(), train=tc)
+    # No augmentation on either side: the baseline's transforms do none (DANN's default is
+    # hparams.augment=affine, which would add batched jitter to genda's step only).
+    return ExperimentConfig(
+        method="dann", data=data_config(), train=tc, hparams={"augment": "none"}
+    )
 
 
 class Genda:

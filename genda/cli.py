@@ -7,6 +7,7 @@ Every option maps onto a config key (see ``genda train --help``); ``--config FIL
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) != "0":
+        return  # data-parallel runs: every rank holds the same metrics; print them once
     for k, v in metrics.items():
         if isinstance(v, int | float | str) and not isinstance(v, bool):
             print(f"{k}: {v}")

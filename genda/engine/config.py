@@ -60,6 +60,7 @@ class TrainConfig:
     num_nodes: int = bounded(1, 1, 4096)
     deterministic: bool = False
     channels_last: bool = False
+    sync_batchnorm: bool = False  # CUDA DDP only: BatchNorm statistics over all ranks
     compile: bool = False
     threads: int = bounded(0, 0, 256, "torch CPU threads; 0 = torch default")
     log_every: int = bounded(50, 1, None)
@@ -127,7 +128,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {where}{unknown[0]!r}; valid keys: "
+        raise ConfigError(f"unknown config key {(where + unknown[0])!r}; valid keys: "
                           f"{', '.join(where + k for k in fields)}")
     kwargs = {}
     for name, value in data.items():

@@ -9,9 +9,15 @@ evaluates, draws figures and writes files, and it shares its metrics with the ot
 
 - one process: ``genda train ...``
 - one machine, N processes (GPUs, or CPU processes with gloo): ``genda train ... --devices N``
-- several machines: ``torchrun --nnodes M --nproc-per-node N --rdzv-endpoint HOST:PORT
-  -m genda.cli train ... --devices N --set train.num_nodes=M`` (Fabric detects torchrun's
-  environment; the counts must match torchrun's)
+- several machines, on each: ``torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d
+  --rdzv-endpoint HOST:PORT --rdzv-id JOB -m genda.cli train ... --devices N
+  --set train.num_nodes=M`` (Fabric detects torchrun's environment; the counts must match
+  torchrun's). Every node needs the data; ``--resume`` needs the run directory on storage
+  all nodes share, since every rank reads the checkpoint.
+
+``--batch-size`` is per process. BatchNorm normalises each process's batch separately;
+with ``train.sync_batchnorm`` (CUDA only) it pools the
+statistics of all processes.
 """
 
 from __future__ import annotations
@@ -84,7 +90,7 @@ class Runtime:
         check_torchrun(tc)
         if tc.compile:
             check_compile(accel)
-        self.sync_batchnorm = bool(getattr(tc, "sync_batchnorm", False)) and world > 1
+        self.sync_batchnorm = tc.sync_batchnorm and world > 1
         if self.sync_batchnorm and accel != "cuda":
             raise ConfigError(
                 "train.sync_batchnorm needs CUDA devices (torch's SyncBatchNorm "

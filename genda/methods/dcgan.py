@@ -86,7 +86,13 @@ class DCGAN(GenerativeMethod):
         deep = getattr(hp, "d_arch", "dcgan") == "sngan"
         self.nets["g"] = nets.generator(hp.nz + k, info.channels, info.size, hp.width, upsample)
         self.nets["d"] = nets.discriminator(
-            info.channels, info.size, hp.width, out=1 + k, norm=self.d_norm, deep=deep
+            info.channels,
+            info.size,
+            hp.width,
+            out=1 + k,
+            norm=self.d_norm,
+            deep=deep,
+            mbstd=getattr(hp, "mbstd", 0),
         )
 
     @property

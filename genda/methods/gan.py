@@ -55,6 +55,9 @@ class GANHparams(DCGANHparams):
         "discriminator layout: DCGAN's ladder (as fast as DCGAN) or SN-GAN's standard CNN "
         "(3x3 convs added: more capacity, ~4x slower D on a CPU)",
     )
+    mbstd: int = bounded(
+        0, 0, 64, "minibatch-stddev group size before D's last layer (ProGAN; 0: off)"
+    )
     diffaug: str = field(
         default="translation,cutout",
         metadata={

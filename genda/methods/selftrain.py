@@ -42,10 +42,11 @@ from genda.methods.losses import diversity, ema_update
 from genda.methods.supervised import SourceOnly, SupervisedHparams
 
 
-def strong_augment(x: torch.Tensor) -> torch.Tensor:
+def strong_augment(x: torch.Tensor, zoom: float = 1.4) -> torch.Tensor:
     """Strong, label-preserving jitter for digit batches ``[N, C, H, W]`` in [-1, 1].
 
-    Random affine (rotation ±20°, shear ±15°, zoom 0.7-1.2, shift ±15 % of the side),
+    Random affine (rotation ±20°, shear ±15°, zoom log-uniform in [1/zoom, zoom], shift
+    ±15 % of the side),
     contrast/brightness jitter and one cut-out square (a third of the side, filled grey):
     FixMatch's RandAugment + Cutout restricted to what keeps a digit a digit (no flips).
     Uses the global torch RNG (captured by checkpoints). One grid-sample per batch.
@@ -53,7 +54,7 @@ def strong_augment(x: torch.Tensor) -> torch.Tensor:
     n, dev = x.shape[0], x.device
     u = lambda *s: torch.rand(*s, device=dev) * 2 - 1  # noqa: E731  uniform in [-1, 1]
     ang, shear = u(n) * math.radians(20), u(n) * math.radians(15)
-    inv_zoom = 1 / (0.95 + 0.25 * u(n))  # theta maps output to input coordinates
+    inv_zoom = zoom ** u(n)  # theta maps output to input coordinates; symmetric in log scale
     theta = torch.zeros(n, 2, 3, device=dev)
     theta[:, 0, 0] = inv_zoom * torch.cos(ang)
     theta[:, 0, 1] = inv_zoom * (-torch.sin(ang) + torch.tan(shear) * torch.cos(ang))
@@ -82,6 +83,7 @@ class SelfTrainHparams(SupervisedHparams):
     ema: float = bounded(0.99, 0.0, 1.0, "teacher = EMA of the student's weights with this decay")
     unsup_weight: float = bounded(1.0, 0.0, 100.0, "weight of the pseudo-label loss")
     diversity_weight: float = bounded(1.0, 0.0, 100.0, "weight of the class-diversity loss")
+    zoom: float = bounded(1.4, 1.0, 4.0, "strong view: zoom log-uniform in [1/zoom, zoom]")
 
 
 class SelfTrain(SourceOnly):
@@ -113,8 +115,8 @@ class SelfTrain(SourceOnly):
         mask = (conf >= self.hp.threshold).float()
 
         enc, cls = self.nets["encoder"], self.nets["classifier"]
-        logits_s = cls(enc(strong_augment(xs)))  # separate forwards: per-domain BatchNorm
-        logits_t = cls(enc(strong_augment(xt)))
+        logits_s = cls(enc(strong_augment(xs, self.hp.zoom)))  # separate forwards: per-domain BN
+        logits_t = cls(enc(strong_augment(xt, self.hp.zoom)))
         cls_loss = F.cross_entropy(logits_s, ys)
         pl_loss = (F.cross_entropy(logits_t, pseudo, reduction="none") * mask).mean()
         div_loss = diversity(logits_t)

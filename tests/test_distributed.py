@@ -37,6 +37,9 @@ RAW = {
         "devices": WORLD,
         "log_every": 1,
         "progress": False,
+        # The in-process reference runs contiguous tensors; channels_last picks other conv
+        # kernels whose rounding drifts past the tolerance within a few steps.
+        "channels_last": False,
     },
 }
 LOGGED = ("loss/class", "loss/domain", "acc/domain", "acc/train")
@@ -191,6 +194,8 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
         "train.log_every=1",
         "--set",
         "data.limit=128",
+        "--set",
+        "train.channels_last=false",
         "--out",
         str(out),
         "--no-progress",
@@ -210,9 +215,9 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
     state = ckpt.load(out)
     assert state["step"] == STEPS and len(state["rng_ranks"]) == WORLD  # each rank's RNG kept
 
-    # Rank 0 evaluates and broadcasts: both processes print the same final metrics.
+    # Rank 0 evaluates and broadcasts; the CLI prints the (shared) final metrics once.
     printed = re.findall(r"^target_accuracy: (\S+)$", proc.stdout, re.M)
-    assert printed == [str(metrics["target_accuracy"])] * WORLD, proc.stdout
+    assert printed == [str(metrics["target_accuracy"])], proc.stdout
 
     # Loss trajectory: what the two ranks logged (averaged with Runtime.reduce_mean) must be
     # the data-parallel reference computed in this process; float reduction order differs.

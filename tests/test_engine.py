@@ -40,7 +40,7 @@ def test_unknown_key_lists_the_valid_keys() -> None:
     with pytest.raises(ConfigError) as e:
         from_dict(ExperimentConfig, {"train": {"stpes": 10}})
     msg = str(e.value)
-    assert msg.startswith("unknown config key train.") and "stpes" in msg
+    assert msg.startswith("unknown config key 'train.stpes'")
     assert "valid keys: train.steps, train.epochs, train.batch_size" in msg
 
 
@@ -93,7 +93,7 @@ def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     rc = cli_main(["train", "dann", "--out", str(tmp_path / "x"), "--set", "train.bogus=1"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert err.startswith("genda: error: unknown config key train.") and "bogus" in err
+    assert err.startswith("genda: error: unknown config key 'train.bogus'")
     assert not (tmp_path / "x").exists()  # nothing written for a rejected config
 
 

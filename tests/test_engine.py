@@ -13,8 +13,8 @@ from genda.cli import main as cli_main
 from genda.data.prepare import prepare
 from genda.engine import checkpoint as ckpt
 from genda.engine.config import ConfigError, ExperimentConfig, from_dict, parse_overrides
-from genda.engine.io import atomic_write
 from genda.engine.loop import load_method, resolve_config, train
+from genda.io import atomic_path
 from genda.methods.dann import DANN
 
 RAW = {
@@ -173,12 +173,9 @@ def test_checkpoints_are_atomic(runs, tmp_path: Path) -> None:
     target = tmp_path / "checkpoints" / "last.pt"
     ckpt.save(target, {"step": 1})
 
-    def fail(p: Path) -> None:
-        p.write_bytes(b"half a checkpoi")
+    with pytest.raises(OSError, match="disk full"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half a checkpoi")
         raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, fail)
     assert ckpt.load(target)["step"] == 1
     assert [p.name for p in target.parent.iterdir()] == ["last.pt"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from genda.engine.io import save_torch
+from genda.io import save_torch
 
 
 class CheckpointError(ValueError):

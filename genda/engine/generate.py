@@ -204,9 +204,9 @@ def evaluate_run(
     ``face_detection_rate`` with ``face_detection_rate_real`` for 64-px RGB face data.
     """
     from genda.data.prepare import prepare
-    from genda.engine.io import write_json
     from genda.engine.loop import load_method
     from genda.engine.runtime import resolve_device
+    from genda.io import write_json
     from genda.metrics import generative as gm
     from genda.metrics.evaluator import get_evaluator
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from genda.engine.io import write_text
+from genda.io import write_text
 
 
 class History:

@@ -18,9 +18,9 @@ from genda.data.prepare import ExperimentData, prepare
 from genda.data.stream import Stream
 from genda.engine import checkpoint as ckpt
 from genda.engine.config import ConfigError, ExperimentConfig, from_dict, merge
-from genda.engine.io import write_json, write_text, write_yaml
 from genda.engine.log import History
 from genda.engine.runtime import Runtime
+from genda.io import write_json, write_text, write_yaml
 
 
 def build_method(cfg: ExperimentConfig, info):

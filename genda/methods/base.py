@@ -15,7 +15,6 @@ from torch import nn
 
 from genda.data.prepare import DataInfo
 
-
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 

@@ -269,7 +269,7 @@ def get_evaluator(
     """
     from genda.data.prepare import prepare
     from genda.engine.config import DataConfig
-    from genda.engine.io import save_torch
+    from genda.io import save_torch
 
     use_cache = os.environ.get("GENDA_CACHE", "").lower() not in ("off", "0", "none")
     root = Path(cache_root) if cache_root is not None else evaluator_dir()

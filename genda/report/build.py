@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from genda.io import atomic_path, write_text
 from genda.report.render import Block, Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from genda.report.tables import (
     TableSummary,
@@ -30,7 +31,6 @@ from genda.report.tables import (
     table_blocks,
 )
 from genda.viz.figures import plot_confusion
-from genda.viz.files import atomic_path, write_text_atomic
 
 # Directories inside a run that never hold runs or tables: not worth walking (tb/ can be huge).
 _SKIP_DIRS = {"checkpoints", "tb", "figures"}
@@ -317,6 +317,6 @@ def build_report(paths: list[Path], out: Path, title: str = "genda report") -> t
         builder.add_overview(runs)
     for run in runs:
         builder.add_run(run)
-    md = write_text_atomic(out / "report.md", to_markdown(builder.blocks))
-    page = write_text_atomic(out / "report.html", to_html(builder.blocks, title))
+    md = write_text(out / "report.md", to_markdown(builder.blocks))
+    page = write_text(out / "report.html", to_html(builder.blocks, title))
     return md, page

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from genda.io import write_text
 from genda.report.render import Block, Bullets, Heading, Paragraph, Table, md_table, to_markdown
-from genda.viz.files import write_text_atomic
 
 TABLE_COLUMNS = ("method", "source", "target", "seed", "target_accuracy")
 LOWER_BOUND = "source-only"
@@ -221,8 +221,8 @@ def write_table(csv_rows: list[Mapping[str, object]], out_dir: Path) -> tuple[Pa
                 f"{float(row['target_accuracy']):.2f}",
             ]
         )
-    csv_path = write_text_atomic(out_dir / "table.csv", buf.getvalue())
+    csv_path = write_text(out_dir / "table.csv", buf.getvalue())
     # Summarise the rounded values just written, so table.md matches table.csv exactly.
     summary = summarise(read_table(csv_path))
     md = to_markdown([Heading("Domain adaptation results", 1), *table_blocks(summary)])
-    return csv_path, write_text_atomic(out_dir / "table.md", md)
+    return csv_path, write_text(out_dir / "table.md", md)

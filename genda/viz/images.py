@@ -16,7 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid, save_image
 
-from genda.viz.files import atomic_path, save_figure
+from genda.io import atomic_path
+from genda.viz.files import save_figure
 
 ImageBatch = torch.Tensor | np.ndarray
 PathLike = str | os.PathLike[str]

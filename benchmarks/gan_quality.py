@@ -2,19 +2,21 @@
 
 Every model trains through the engine on the same data with the same batch size, number of
 steps and seed, so differences come from the method (spectral norm, hinge loss, TTUR, EMA)
-alone. Quality is measured with the evaluation classifier trained on the real data
+alone. The summary names the winner of DCGAN ("model A") vs the improved GAN ("model B")
+and checks ACGAN's class accuracy against the 95% target. Quality is measured with the evaluation classifier trained on the real data
 (:mod:`genda.metrics.evaluator`, cached after the first use): classifier-FID against the
 real test split (lower is better; only comparable within one table, same extractor and
 sample count) and, for conditional models, the percentage of samples recognised as the
 class they were asked for (:mod:`genda.metrics.generative`).
 
-    .venv/bin/python benchmarks/gan_quality.py                       # full comparison
+    .venv/bin/python benchmarks/gan_quality.py                       # full comparison (2000 steps)
     .venv/bin/python benchmarks/gan_quality.py --steps 20 --samples 200 --threads 1   # smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -29,7 +31,7 @@ def main() -> int:
     p.add_argument("--data", default="digits")
     p.add_argument("--size", type=int, default=28)
     p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=2000, help="generated images per score")
@@ -98,10 +100,28 @@ def main() -> int:
         f"\n{args.data} {args.size}px, {args.steps} steps, batch {args.batch_size}, "
         f"seed {args.seed}, {device}; {args.samples} samples scored with {evaluator.name}"
     )
+    if str(device) == "cpu" and hasattr(os, "getloadavg"):
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"cpu: {torch.get_num_threads()} torch threads, {os.cpu_count()} cores, "
+            f"load average {load} (ms/step depends on it)"
+        )
     print(f"{'method':<8} {'ms/step':>8} {'wall s':>8} {'classifier-FID':>15} {'class acc %':>12}")
     for name, per_step, wall, score, acc in rows:
         acc_s = "n/a" if acc is None else f"{acc:.1f}"
         print(f"{name:<8} {1000 * per_step:>8.0f} {wall:>8.1f} {score:>15.2f} {acc_s:>12}")
+    scores = {name: (score, acc) for name, _, _, score, acc in rows}
+    if "dcgan" in scores and "gan" in scores:
+        a, b = scores["dcgan"][0], scores["gan"][0]
+        winner = "improved GAN (gan)" if b < a else "DCGAN (dcgan)"
+        print(
+            f"winner at {args.steps} steps: {winner}; classifier-FID dcgan {a:.2f} vs gan {b:.2f} "
+            f"({100 * (a - b) / a:+.0f}% for gan)"
+        )
+    if "acgan" in scores and scores["acgan"][1] is not None:
+        acc = scores["acgan"][1]
+        verdict = "meets" if acc >= 95 else "misses"
+        print(f"acgan class accuracy {acc:.1f}% ({verdict} the 95% target)")
     print(f"run directories (sample grids in */figures): {out}")
     return 0
 

@@ -7,13 +7,13 @@ exactly:
 
 1. steps ``1..P`` (``P = hparams.pretrain_steps`` or ``pretrain_fraction`` of the run):
    pre-train the source encoder + classifier on labelled source images (the source-only
-   step, same optimiser and annealing). The target encoder is kept a copy of the source
+   step, same optimiser, annealed over phase 1). The target encoder is kept a copy of the source
    encoder, which is the paper's initialisation at the start of phase 2.
 2. steps ``P+1..``: the source encoder and classifier are frozen (eval mode, so their
    BatchNorm statistics stay the source's); a domain discriminator learns to tell source
    features ``M_s(x_s)`` from target features ``M_t(x_t)``, and the target encoder is
-   trained with the inverted-label GAN loss to fool it (paper eq. 9), with Adam
-   (lr 2e-4, beta1 0.5) as in the authors' code.
+   trained with the inverted-label GAN loss to fool it (the paper's choice over the
+   minimax loss), with Adam (lr 2e-4, beta1 0.5) as in the authors' released code.
 
 At test time target images go through the target encoder and the frozen classifier; the
 t-SNE shows source test features from the source encoder and target features from the

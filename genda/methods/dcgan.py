@@ -92,7 +92,7 @@ class DCGAN(GenerativeMethod):
             out=1 + k,
             norm=self.d_norm,
             deep=deep,
-            mbstd=getattr(hp, "mbstd", 0),
+            pack=getattr(hp, "pack", 1),
         )
 
     @property
@@ -150,11 +150,18 @@ class DCGAN(GenerativeMethod):
             loss_fake = self.d_loss(out_fake, False, y)
             self.backward(loss_fake)
         else:
-            # No BatchNorm: one forward over both halves (one spectral-norm power iteration).
-            out = d(aug(torch.cat([real, fake.detach()])))
-            out_real, out_fake = out[: len(real)], out[len(real) :]
+            # No BatchNorm: one forward over both halves (one spectral-norm power iteration),
+            # plus their re-augmented views when D is consistency-regularised.
+            both = aug(torch.cat([real, fake.detach()]))
+            views = self.consistency_views(both)
+            out = d(both if views is None else torch.cat([both, views]))
+            n = len(out) // (2 if views is None else 4)  # rows per half (PacGAN: packs)
+            out_real, out_fake = out[:n], out[n : 2 * n]
             loss_real, loss_fake = self.d_loss(out_real, True, y), self.d_loss(out_fake, False, y)
-            self.backward(loss_real + loss_fake)
+            loss_d = loss_real + loss_fake
+            if views is not None:
+                loss_d = loss_d + self.consistency_loss(out[: 2 * n], out[2 * n :])
+            self.backward(loss_d)
         opt_d.step()
         # Generator (its gradient flows through D; D's own gradients are discarded next step).
         opt_g = self.optimizers["g"]
@@ -177,6 +184,13 @@ class DCGAN(GenerativeMethod):
         """What D sees of every real and fake batch: the images themselves in DCGAN; the
         improved GAN applies DiffAugment here (the same transforms to both, G's step too)."""
         return x
+
+    def consistency_views(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Augmented copies of D's inputs for consistency regularisation (None: off)."""
+        return None
+
+    def consistency_loss(self, out: torch.Tensor, out_views: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def after_step(self, step: int) -> None:
         """Hook after both updates (the improved GAN updates its EMA generator here)."""

@@ -4,7 +4,7 @@ Bousmalis, Trigeorgis, Silberman, Krishnan & Erhan, "Domain Separation Networks"
 2016. Each image is split into a *shared* code ``h_c = E_c(x)`` (one encoder for both
 domains, the only input of the classifier) and a *private* code ``h_p = E_p^{s|t}(x)`` (one
 encoder per domain) that is meant to absorb what is specific to the domain (stroke width,
-framing, background). The objective (paper eq. 1)::
+framing, background). The objective::
 
     L = L_task + alpha L_recon + beta L_difference + gamma L_similarity
 
@@ -39,7 +39,8 @@ from genda.nets.dsn import Decoder
 
 @dataclass
 class DSNHparams(DANNHparams):
-    # lambda_max (DANN) is gamma, the similarity weight; alpha/beta follow the authors' code.
+    # lambda_max (DANN's) is gamma, the similarity weight. The paper tuned alpha/beta on a small
+    # labelled target set, which UDA may not use; 0.1 each keeps both terms below the task loss.
     recon_weight: float = bounded(
         0.1, 0.0, 100.0, "alpha: weight of the scale-invariant reconstruction loss"
     )
@@ -54,9 +55,9 @@ class DSN(DANN):
 
     def __init__(self, hp: DSNHparams, info) -> None:
         super().__init__(hp, info)
-        width, dim = digits.ARCHS[hp.arch][:2]
-        for k in ("private_source", "private_target"):
-            self.nets[k] = digits.Encoder(info.channels, info.size, width, dim)
+        (c1, c2), dim = digits.ARCHS[hp.arch][:2]
+        for k in ("private_source", "private_target"):  # half width: they only model style
+            self.nets[k] = digits.Encoder(info.channels, info.size, (c1 // 2, c2 // 2), dim)
         self.nets["decoder"] = Decoder(dim, info.channels, info.size)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:

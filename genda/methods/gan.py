@@ -36,6 +36,10 @@ from genda.methods.dcgan import DCGAN, DCGANHparams
 from genda.nets.gan import DIFF_AUGMENT, UPSAMPLE, diff_augment, parse_policy
 
 
+def _policy(default: str, help: str) -> str:
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class GANHparams(DCGANHparams):
     lr_g: float = bounded(1e-4, 0.0, 1.0, "generator Adam learning rate (TTUR: slower than D)")
@@ -55,16 +59,16 @@ class GANHparams(DCGANHparams):
         "discriminator layout: DCGAN's ladder (as fast as DCGAN) or SN-GAN's standard CNN "
         "(3x3 convs added: more capacity, ~4x slower D on a CPU)",
     )
-    mbstd: int = bounded(
-        0, 0, 64, "minibatch-stddev group size before D's last layer (ProGAN; 0: off)"
+    diffaug: str = _policy(
+        "none",
+        "DiffAugment transforms applied to real and fake images before D, comma-separated "
+        f"from {', '.join(DIFF_AUGMENT)} ('none': off)",
     )
-    diffaug: str = field(
-        default="translation,cutout",
-        metadata={
-            "help": "DiffAugment transforms applied to real and fake images before D, comma-"
-            f"separated from {', '.join(DIFF_AUGMENT)} ('none': off)"
-        },
+    pack: int = bounded(1, 1, 8, "PacGAN: D scores packs of this many samples (1: off)")
+    consistency: float = bounded(
+        0.0, 0.0, 1000.0, "weight of bCR consistency regularisation of D (0: off; paper: 10)"
     )
+    cr_aug: str = _policy("translation", "transforms making bCR's views (as for diffaug)")
 
 
 class GAN(DCGAN):
@@ -80,10 +84,11 @@ class GAN(DCGAN):
                 "hparams.label_smoothing / hparams.label_flip apply to "
                 "hparams.loss=nonsaturating only (hinge has no labels to soften)"
             )
-        try:
-            parse_policy(hp.diffaug)
-        except ValueError as e:
-            raise ConfigError(f"hparams.diffaug: {e}") from None
+        for key in ("diffaug", "cr_aug"):
+            try:
+                parse_policy(getattr(hp, key))
+            except ValueError as e:
+                raise ConfigError(f"hparams.{key}: {e}") from None
         super().__init__(hp, info)
         if hp.ema_decay > 0:
             g_ema = copy.deepcopy(self.nets["g"]).requires_grad_(False)
@@ -91,6 +96,15 @@ class GAN(DCGAN):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.hp.diffaug)
+
+    def consistency_views(self, x: torch.Tensor) -> torch.Tensor | None:
+        return diff_augment(x, self.hp.cr_aug) if self.hp.consistency > 0 else None
+
+    def consistency_loss(self, out: torch.Tensor, out_views: torch.Tensor) -> torch.Tensor:
+        """bCR: ``lambda * (E_real ||D(x) - D(T(x))||^2 + E_fake ||...||^2)``, every output."""
+        sq = (out.float() - out_views.float()).pow(2).sum(1)
+        n = len(sq) // 2
+        return self.hp.consistency * (sq[:n].mean() + sq[n:].mean())
 
     def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
         s = out[:, 0].float()

@@ -76,7 +76,7 @@ def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     Used with *inverted labels* by the generator side of ADDA (target encoder) and PixelDA
     (pixel generator): the discriminator is trained with ``real=True`` for one domain and
     ``real=False`` for the other, the mapping with ``real=True`` on its own outputs
-    (Goodfellow et al., 2014; Tzeng et al., 2017, eq. 9).
+    (Goodfellow et al., 2014; Tzeng et al., 2017).
     """
     logits = logits.float().reshape(-1)
     target = torch.full_like(logits, 1.0 if real else 0.0)
@@ -89,8 +89,8 @@ def simse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``1/k ||d||^2 - 1/k^2 (sum d)^2`` with ``d = target - pred`` over the ``k`` values of one
     image: it ignores a constant offset of the whole image, so a reconstruction / adapted image
     is judged on its shape, not its absolute intensity. DSN's reconstruction loss
-    (Bousmalis et al., 2016, eq. 4) and PixelDA's content-similarity loss (PMSE, Bousmalis et
-    al., 2017, eq. 6) are both this quantity.
+    (Bousmalis et al., 2016) and PixelDA's content-similarity loss (PMSE, Bousmalis et al.,
+    2017) are both this quantity.
     """
     d = (target - pred).float().flatten(1)
     k = d.shape[1]
@@ -98,7 +98,7 @@ def simse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def difference_loss(shared: torch.Tensor, private: torch.Tensor) -> torch.Tensor:
-    """DSN's soft subspace-orthogonality loss ``||H_c^T H_p||_F^2`` (Bousmalis et al., 2016, eq. 5).
+    """DSN's soft subspace-orthogonality loss ``||H_c^T H_p||_F^2`` (Bousmalis et al., 2016).
 
     Rows are centred and L2-normalised first (as in the authors' code) so the loss measures
     correlation between shared and private features, not their scale; without that the

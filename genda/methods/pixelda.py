@@ -4,8 +4,8 @@ Bousmalis, Silberman, Dohan, Erhan & Krishnan, "Unsupervised Pixel-Level Domain 
 with Generative Adversarial Networks", CVPR 2017. Instead of aligning features, a generator
 ``G(x_s, z)`` restyles source images to look like target images; a pixel discriminator ``D``
 tells real target images from adapted ones, and the task classifier ``T`` learns the source
-labels on adapted *and* source images (paper sec. 3.3, which found training on both more
-stable). The objective (paper eq. 1, with the optional content term of eq. 6)::
+labels on adapted *and* source images (the paper found training on both more stable).
+The objective (the paper's, with its optional content-similarity term)::
 
     min_{G,T} max_D  adv_weight L_d(D, G) + task_weight L_t(G, T) + content_weight L_c(G)
 
@@ -43,8 +43,8 @@ class PixelDAHparams(SupervisedHparams):
     gan_beta1: float = bounded(0.5, 0.0, 1.0)
     noise_dim: int = bounded(10, 1, 1024)
     width: int = bounded(16, 4, 512, "generator filters (paper: 64)")
-    blocks: int = bounded(4, 1, 32, "generator residual blocks (paper: 6)")
-    disc_width: int = bounded(32, 4, 512, "discriminator filters (doubled twice)")
+    blocks: int = bounded(2, 1, 32, "generator residual blocks (paper: 6)")
+    disc_width: int = bounded(16, 4, 512, "discriminator filters, doubled twice (paper: 64)")
 
 
 class PixelDA(SourceOnly):

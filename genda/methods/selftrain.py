@@ -2,11 +2,11 @@
 augmentation, on top of the source classification loss.
 
 Combines three published ingredients that together reach the target-only upper bound on
-the digit pairs (French, Mackiewicz & Fisher report 98-99 % on MNIST<->USPS):
+the digit pairs (French, Mackiewicz & Fisher report about 98 % and above on MNIST<->USPS):
 
 - *self-ensembling / mean teacher* for domain adaptation (French et al., "Self-ensembling
-  for visual domain adaptation", ICLR 2018; Tarvainen & Valpola, NeurIPS 2017): a teacher
-  whose weights are an exponential moving average of the student's labels the target
+  for visual domain adaptation", ICLR 2018; Tarvainen & Valpola, NeurIPS 2017): a teacher,
+  whose weights are an exponential moving average of the student's, labels the target
   images; source and target batches go through the student *separately* so BatchNorm
   normalises each domain with its own statistics, and the teacher's BatchNorm statistics
   are accumulated on target images only (it is the network evaluated on the target);
@@ -20,10 +20,13 @@ the digit pairs (French, Mackiewicz & Fisher report 98-99 % on MNIST<->USPS):
 ``loss = CE(source, strong view) + unsup_weight * masked CE(target strong, pseudo-label)
 + diversity_weight * (log K - H(mean p_target))``.
 
-Hyper-parameters are fixed a priori (FixMatch's threshold 0.95 and weight 1, the mean
-teacher's EMA 0.99, SHOT's diversity weight 1, the table's SGD schedule): no target labels
-are used to choose them. The student sees the strong view of source images too, as in
-self-ensembling, where the student's inputs are augmented alike in both domains.
+Hyper-parameters come from the papers (FixMatch's threshold 0.95 and weight 1, the mean
+teacher's EMA 0.99, SHOT's diversity weight 1) and the table's SGD schedule; there is no
+per-pair tuning and no model selection (the final teacher is evaluated). The student sees
+the strong view of source images too, as in self-ensembling, where the student's inputs are
+augmented alike in both domains. The strong view's zoom range is symmetric in log scale
+(``[1/zoom, zoom]``): a domain's digits may be larger *or* smaller than the other's (USPS
+digits fill the frame, MNIST digits 20 of 28 px), so neither direction is favoured.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ HPARAMS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.9,
         "d_arch": "sngan",
         "diffaug": "color,translation,cutout",
+        "consistency": 10.0,
     },
     "acgan": {"width": 16},
 }
@@ -179,6 +180,17 @@ def test_diff_augment_is_differentiable_and_random() -> None:
 def test_bad_diffaug_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="hparams.diffaug.*flip"):
         build_method(config("gan", diffaug="flip"), DataInfo(1, 28, ["0", "1"]))
+
+
+def test_pacgan_scores_packs(digits: ExperimentData) -> None:
+    d = nets.discriminator(1, 28, width=4, norm="spectral", pack=2)
+    assert d(torch.randn(6, 1, 28, 28)).shape == (3, 1)
+    with pytest.raises(ValueError, match="multiple of the packing 2"):
+        d(torch.randn(5, 1, 28, 28))
+    metrics = train(config("gan", steps=2, pack=2, consistency=10.0), None, data=digits)
+    assert metrics["steps"] == 2
+    with pytest.raises(ConfigError, match="hparams.pack"):
+        build_method(config("acgan", pack=2), DataInfo(1, 28, ["0", "1"]))
 
 
 def test_dcgan_sees_plain_images() -> None:

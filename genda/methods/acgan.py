@@ -53,6 +53,10 @@ class ACGAN(GAN):
                 "acgan needs labelled data: use a data set with classes (e.g. digits) "
                 f"or set data.attribute to a binary attribute{attrs}"
             )
+        if hp.pack > 1:
+            raise ConfigError(
+                "hparams.pack: acgan classifies every image, so D cannot score packs (use pack=1)"
+            )
         super().__init__(hp, info)
 
     def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:

@@ -191,8 +191,12 @@ def rand_translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     n, c, h, w = x.shape
     dev = x.device
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    rows = torch.arange(h, device=dev).view(1, h, 1) + torch.randint(-sh, sh + 1, (n, 1, 1), device=dev)
-    cols = torch.arange(w, device=dev).view(1, 1, w) + torch.randint(-sw, sw + 1, (n, 1, 1), device=dev)
+    rows = torch.arange(h, device=dev).view(1, h, 1) + torch.randint(
+        -sh, sh + 1, (n, 1, 1), device=dev
+    )
+    cols = torch.arange(w, device=dev).view(1, 1, w) + torch.randint(
+        -sw, sw + 1, (n, 1, 1), device=dev
+    )
     inside = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)).unsqueeze(1)  # [n, 1, h, w]
     index = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).view(n, 1, h * w).expand(n, c, h * w)
     shifted = x.reshape(n, c, h * w).gather(2, index).view(n, c, h, w)

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in runs
                 if int(r.parent.name.removeprefix("seed")) in seeds
             ]
-            cells.append(f"{statistics.fmean(walls):.0f} s" if walls else "-")
+            cells.append(f"{statistics.fmean(walls):.1f} s" if walls else "-")
         print(f"| {m} | " + " | ".join(cells) + " |")
     print(f"\ntotal (this invocation, including evaluation and figures): {total:.0f} s")
     return 0

@@ -1,10 +1,23 @@
-"""ACGAN: a class- or attribute-conditional DCGAN with an auxiliary classifier.
+"""ACGAN: a class- or attribute-conditional GAN with an auxiliary classifier.
 
 Odena, Olah & Shlens, "Conditional Image Synthesis with Auxiliary Classifier GANs",
 ICML 2017. The generator sees noise plus a one-hot label; the discriminator outputs the
-real/fake logit and ``k`` class logits. D maximises log-likelihood of the right source and
-of the right class on real *and* fake images; G maximises the same class likelihood on its
-fakes, which pushes every fake to be recognisably of its requested class.
+real/fake logit and ``k`` class logits. G maximises the likelihood of the requested class
+on its fakes, which pushes every fake to be recognisably of that class.
+
+Two departures from the paper, both measured to matter on ``digits``:
+
+- The adversarial game is the improved GAN's (:mod:`genda.methods.gan`: spectral-norm D,
+  hinge loss, TTUR, EMA generator) instead of DCGAN's BatchNorm D and cross-entropy.
+- By default D's class head learns from real images only (``aux_fakes=False``), as in
+  later ACGAN variants: early fakes are barely digits, and teaching D that such images
+  belong to their requested class makes the head accept ambiguous fakes, which weakens
+  the signal G gets. ``aux_fakes=True`` restores the paper's loss.
+
+Class accuracy of 2000 samples under the evaluation classifier (benchmarks/gan_quality.py
+setting: batch 64, seed 0): the paper's version on the DCGAN game 55% at 500 steps;
+this version 97.5% at 500, 96.9% at 1000 and 97.7% at 2000 steps (95.3 / 95.6% at 500 /
+1000 steps with ``aux_fakes=True``).
 
 Labels are digit classes (10) or, with ``data.attribute`` (e.g. ``Smiling``), the 0/1 value
 of one face attribute (the data layer turns it into a 2-class label). Fakes reuse the
@@ -40,7 +53,7 @@ class ACGANHparams(GANHparams):
 
 
 class ACGAN(GAN):
-    """DCGAN networks with a one-hot label on G's input and ``1 + k`` logits out of D."""
+    """Improved-GAN networks with a one-hot label on G's input and ``1 + k`` logits out of D."""
 
     name = "acgan"
     Hparams = ACGANHparams

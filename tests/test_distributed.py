@@ -40,6 +40,7 @@ RAW = {
         # The in-process reference runs contiguous tensors; channels_last picks other conv
         # kernels whose rounding drifts past the tolerance within a few steps.
         "channels_last": False,
+        "precision": "32-true",  # the reference runs fp32 (auto is bf16 on AMX CPUs)
     },
 }
 LOGGED = ("loss/class", "loss/domain", "acc/domain", "acc/train")
@@ -196,6 +197,8 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
         "data.limit=128",
         "--set",
         "train.channels_last=false",
+        "--set",
+        "train.precision=32-true",
         "--out",
         str(out),
         "--no-progress",

@@ -55,7 +55,7 @@ class TrainConfig:
     seed: int = 0
     device: str = choice("auto", ["auto", "cpu", "cuda", "mps"])
     precision: str = choice("auto", ["auto", "32-true", "bf16-mixed", "16-mixed"],
-                            "auto = bf16-mixed on CUDA, 32-true elsewhere")
+                            "auto = bf16-mixed on CUDA and on CPUs with AMX, 32-true elsewhere")
     devices: int = bounded(1, 1, 1024, "data-parallel processes (Lightning Fabric DDP)")
     num_nodes: int = bounded(1, 1, 4096)
     deterministic: bool = False

@@ -113,7 +113,8 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
     if tc.progress and rt.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=start, desc=f"{cfg.method}", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=steps, initial=start, desc=f"{cfg.method}", dynamic_ncols=True, leave=False,
+                   disable=None)  # None: no bar when stderr is not a terminal (CI logs)
     for step in range(start + 1, steps + 1):
         batch = {k: s.next() for k, s in streams.items()}
         logs = method.train_step(batch, step)

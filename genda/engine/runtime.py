@@ -76,6 +76,19 @@ def check_compile(accel: str) -> None:
         )
 
 
+def auto_precision(accel: str) -> str:
+    """bf16 autocast where the hardware multiplies bf16 natively: CUDA, and CPUs with AMX.
+
+    On a 2-core Sapphire Rapids VM, bf16 with channels_last halved the DANN step (44 -> 23
+    ms) at the same MNIST<->USPS accuracy (92.6 / 90.4% vs 92.6 / 90.8% in fp32). On CPUs
+    without AMX, bf16 convolutions are emulated and slower than fp32, so they stay fp32.
+    """
+    if accel == "cuda":
+        return "bf16-mixed"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return "bf16-mixed" if accel == "cpu" and amx() else "32-true"
+
+
 class Runtime:
     """One process's view of the run: its device, rank and the Fabric doing the plumbing."""
 
@@ -83,9 +96,7 @@ class Runtime:
         from lightning_fabric import Fabric
 
         accel = resolve_device(tc.device)
-        precision = tc.precision
-        if precision == "auto":
-            precision = "bf16-mixed" if accel == "cuda" else "32-true"
+        precision = auto_precision(accel) if tc.precision == "auto" else tc.precision
         world = tc.devices * tc.num_nodes
         check_torchrun(tc)
         if tc.compile:

@@ -10,17 +10,21 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parents[1]
+# The real data sets beside the checkout (never copied into the repository).
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def shared_data() -> Path:
     """The real data sets beside the checkout (``../shared/data``), or exit with a message."""
-    root = REPO.parent / "shared" / "data"
+    root = SHARED_DATA
     if not root.is_dir():
         sys.exit(f"benchmark needs the real data sets in {root} (see docs); not found")
     return root
@@ -120,3 +124,145 @@ def parse_json(output: str) -> dict:
         if ln.startswith("RESULT "):
             return json.loads(ln[len("RESULT ") :])
     raise RuntimeError(f"no RESULT line in:\n{output[-2000:]}")
+
+
+def run_json(cmd: list[str]) -> dict:
+    """Run ``cmd`` (a fresh process, e.g. for a peak-RSS measurement) and parse its RESULT line."""
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return parse_json(out.stdout)
+
+
+# ----------------------------------------------------------------- training pipelines
+
+
+class Pipe(Protocol):
+    """A training pipeline under test: ``run(n)`` trains ``n`` steps; ``settle()`` is untimed
+    work done before each timed block (e.g. consuming batches prefetched meanwhile)."""
+
+    def run(self, n: int) -> None: ...
+
+    def settle(self) -> None: ...
+
+
+def time_interleaved(
+    pipes: dict[str, Pipe], warmup: int, steps: int, reps: int, images_per_step: int
+) -> dict[str, list[float]]:
+    """Images/s of every pipeline in ``reps`` interleaved blocks of ``steps`` steps.
+
+    Every pipeline is warmed up first (``warmup`` untimed steps). The order alternates
+    between blocks, so a change of machine load during the run hits all pipelines alike.
+    """
+    for name, pipe in pipes.items():
+        t = time.perf_counter()
+        pipe.run(warmup)
+        print(f"warm-up {name}: {time.perf_counter() - t:.1f} s", flush=True)
+    rates: dict[str, list[float]] = {k: [] for k in pipes}
+    names = list(pipes)
+    for r in range(reps):
+        for name in names if r % 2 == 0 else names[::-1]:
+            pipe = pipes[name]
+            pipe.settle()
+            t = time.perf_counter()
+            pipe.run(steps)
+            rates[name].append(steps * images_per_step / (time.perf_counter() - t))
+        print(
+            f"rep {r + 1}/{reps}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()),
+            flush=True,
+        )
+    return rates
+
+
+class EndlessLoader:
+    """Batches from a ``DataLoader`` forever, a new iterator per epoch as a training script's
+    ``for epoch ...: for batch in loader`` does (so, with workers, new worker processes)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.it: Iterator[Any] | None = iter(loader)
+
+    def next(self) -> Any:
+        try:
+            return next(self.it)  # type: ignore[arg-type]
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in getattr(self.it, "_workers", [])]
+
+    def close(self) -> None:
+        self.it = None  # workers exit when their iterator is collected
+
+
+class GendaSteps:
+    """What ``genda.engine.loop.train`` does per step, on a method set up by the real
+    ``Runtime`` (Lightning Fabric: device, precision, wrapped nets) and fed by ``Stream``.
+
+    ``cfg`` is a resolved ``ExperimentConfig``, ``data`` the ``ExperimentData`` it trains on;
+    ``param_overrides`` are set in every optimiser param group (e.g. ``{"foreach": True}``).
+    Logged scalars are accumulated as tensors and synced to the host once per
+    ``train.log_every`` steps and at the end of every :meth:`run`, as the loop does.
+    """
+
+    def __init__(
+        self, cfg: Any, data: Any, total_steps: int, param_overrides: dict | None = None
+    ) -> None:
+        import torch
+
+        from genda.data.stream import Stream
+        from genda.engine.loop import build_method
+        from genda.engine.runtime import Runtime
+
+        tc = cfg.train
+        self.rt = Runtime(tc)
+        torch.manual_seed(tc.seed)
+        self.method = build_method(cfg, data.info)
+        self.method.total_steps = total_steps
+        self.method.configure(total_steps)
+        for opt in self.method.optimizers.values():
+            for g in opt.param_groups:
+                g.update(param_overrides or {})
+        labels = getattr(self.method, "labels", "class")
+        self.streams = {
+            name: Stream(
+                data.split(name),
+                tc.batch_size,
+                self.rt.device,
+                tc.seed + 7919 * i,
+                self.rt.rank,
+                self.rt.world,
+                labels=labels,
+            )
+            for i, name in enumerate(self.method.streams)
+        }
+        self.rt.setup(self.method)
+        torch.manual_seed(tc.seed + 1 + self.rt.rank)
+        self.method.train()
+        self.precision = self.rt.precision
+        self.log_every, self.step_no = tc.log_every, 0
+        self.sums: dict[str, Any] = {}
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.step_no += 1
+            logs = self.method.train_step(
+                {k: s.next() for k, s in self.streams.items()}, self.step_no
+            )
+            for k, v in logs.items():
+                v = v.detach().float()
+                self.sums[k] = self.sums[k] + v if k in self.sums else v
+            if self.step_no % self.log_every == 0:
+                self.flush()
+        self.flush()  # end every timed block with the values on the host
+
+    def settle(self) -> None:
+        self.run(1)
+
+    def flush(self) -> None:
+        if self.sums:
+            import torch
+
+            self.rt.reduce_mean(torch.stack(list(self.sums.values()))).tolist()
+            self.sums = {}

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -46,16 +45,19 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     REPO,
+    EndlessLoader,
+    GendaSteps,
     bench_cache,
     emit_json,
     machine,
     median,
-    parse_json,
     peak_rss_mb,
     pss_mb,
+    run_json,
     shared_data,
     spread,
     table,
+    time_interleaved,
 )
 
 sys.path.insert(0, str(REPO))
@@ -155,24 +157,17 @@ class Baseline:
         self.lam = lambda step: dann_lambda((step - 1) / total_steps)
         self.total_steps, self.step_no, self.workers = total_steps, 0, workers
         kw = {"batch_size": batch_size, "shuffle": True, "drop_last": True, "num_workers": workers}
+        # A new iterator (and, with workers, new processes) every epoch.
         self.loaders = [
-            torch.utils.data.DataLoader(PngDigits(mnist_pngs()), **kw),
-            torch.utils.data.DataLoader(PngDigits(usps_pngs()), **kw),
+            EndlessLoader(torch.utils.data.DataLoader(PngDigits(mnist_pngs()), **kw)),
+            EndlessLoader(torch.utils.data.DataLoader(PngDigits(usps_pngs()), **kw)),
         ]
-        self.iters = [iter(dl) for dl in self.loaders]
-
-    def _next(self, i: int):
-        try:
-            return next(self.iters[i])
-        except StopIteration:  # a new epoch: a new iterator (and, with workers, new processes)
-            self.iters[i] = iter(self.loaders[i])
-            return next(self.iters[i])
 
     def worker_pids(self) -> list[int]:
-        return [w.pid for it in self.iters for w in getattr(it, "_workers", [])]
+        return [pid for dl in self.loaders for pid in dl.worker_pids()]
 
     def step(self) -> float:
-        (xs, ys), (xt, _) = self._next(0), self._next(1)
+        (xs, ys), (xt, _) = self.loaders[0].next(), self.loaders[1].next()
         self.step_no += 1
         f = self.enc(torch.cat([xs, xt]))
         fs, ft = f[: len(xs)], f[len(xs) :]
@@ -195,7 +190,8 @@ class Baseline:
             self.step()
 
     def close(self) -> None:
-        self.iters = []  # workers exit when their iterators are collected
+        for dl in self.loaders:
+            dl.close()
 
 
 # ---------------------------------------------------------------------------- genda
@@ -206,61 +202,33 @@ def genda_config(variant: str, batch_size: int, steps: int, threads: int):
 
     from genda.engine.loop import resolve_config
 
-    train = {"steps": steps, "batch_size": batch_size, "device": "cpu", "threads": threads,
-             "progress": False, "ckpt_every": 0, **VARIANTS[variant][0]}
+    train = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "device": "cpu",
+        "threads": threads,
+        "progress": False,
+        "ckpt_every": 0,
+        **VARIANTS[variant][0],
+    }
     # No augmentation on either side: the baseline's transforms do none (DANN's default is
     # hparams.augment=affine, which would add batched jitter to genda's step only).
-    return resolve_config({"method": "dann", "data": dataclasses.asdict(data_config()),
-                           "train": train, "hparams": {"augment": "none"}})
+    return resolve_config(
+        {
+            "method": "dann",
+            "data": dataclasses.asdict(data_config()),
+            "train": train,
+            "hparams": {"augment": "none"},
+        }
+    )
 
 
-class Genda:
+class Genda(GendaSteps):
     """What ``loop.train`` does per step, on a method set up by the real ``Runtime``."""
 
     def __init__(self, variant: str, data, batch_size: int, total_steps: int, threads: int) -> None:
-        from genda.data.stream import Stream
-        from genda.engine.loop import build_method
-        from genda.engine.runtime import Runtime
-
         cfg = genda_config(variant, batch_size, total_steps, threads)
-        tc = cfg.train
-        self.rt = Runtime(tc)
-        torch.manual_seed(tc.seed)
-        self.method = build_method(cfg, data.info)
-        self.method.total_steps = total_steps
-        self.method.configure(total_steps)
-        for opt in self.method.optimizers.values():
-            for g in opt.param_groups:
-                g.update(VARIANTS[variant][1])
-        self.streams = {
-            name: Stream(data.split(name), batch_size, self.rt.device, tc.seed + 7919 * i)
-            for i, name in enumerate(self.method.streams)
-        }
-        self.rt.setup(self.method)
-        self.method.train()
-        self.log_every, self.step_no = tc.log_every, 0
-        self.sums: dict[str, torch.Tensor] = {}
-
-    def run(self, n: int) -> None:
-        for _ in range(n):
-            self.step_no += 1
-            logs = self.method.train_step(
-                {k: s.next() for k, s in self.streams.items()}, self.step_no
-            )
-            for k, v in logs.items():
-                v = v.detach().float()
-                self.sums[k] = self.sums[k] + v if k in self.sums else v
-            if self.step_no % self.log_every == 0:
-                self.flush()
-        self.flush()  # end every timed block with the values on the host
-
-    def settle(self) -> None:
-        self.run(1)
-
-    def flush(self) -> None:
-        if self.sums:
-            self.rt.reduce_mean(torch.stack(list(self.sums.values()))).tolist()
-            self.sums = {}
+        super().__init__(cfg, data, total_steps, VARIANTS[variant][1])
 
 
 @contextmanager
@@ -330,10 +298,7 @@ def run_child(kind: str, args) -> dict:
         "--variant",
         args.variant,
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return parse_json(out.stdout)
+    return run_json(cmd)
 
 
 def main() -> None:
@@ -381,24 +346,7 @@ def main() -> None:
         pipes[f"genda {v}"] = Genda(v, data, args.batch_size, total, args.threads)
     for w in workers:
         pipes[f"baseline workers={w}"] = Baseline(args.batch_size, w, total)
-    for name, pipe in pipes.items():
-        t = time.perf_counter()
-        pipe.run(args.warmup)
-        print(f"warm-up {name}: {time.perf_counter() - t:.1f} s", flush=True)
-
-    rates: dict[str, list[float]] = {k: [] for k in pipes}
-    names = list(pipes)
-    for r in range(args.reps):
-        for name in names if r % 2 == 0 else names[::-1]:
-            pipe = pipes[name]
-            pipe.settle()
-            t = time.perf_counter()
-            pipe.run(args.steps)
-            rates[name].append(args.steps * args.batch_size / (time.perf_counter() - t))
-        print(
-            f"rep {r + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()),
-            flush=True,
-        )
+    rates = time_interleaved(pipes, args.warmup, args.steps, args.reps, args.batch_size)
     for pipe in pipes.values():
         if isinstance(pipe, Baseline):
             pipe.close()

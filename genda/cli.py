@@ -18,8 +18,13 @@ from genda.engine.config import ConfigError, load_yaml, merge, parse_overrides
 def _common_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (each maps onto a config key)")
     g.add_argument("--config", help="YAML file with sections method/data/train/hparams")
-    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config key, e.g. --set hparams.lr=0.02 (repeatable)")
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config key, e.g. --set hparams.lr=0.02 (repeatable)",
+    )
     g.add_argument("--steps", type=int, help="train.steps: optimisation steps (overrides --epochs)")
     g.add_argument("--epochs", type=float, help="train.epochs: passes over the source training set")
     g.add_argument("--batch-size", type=int, help="train.batch_size")
@@ -27,9 +32,13 @@ def _common_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", type=int, choices=[1, 3], help="data.channels: 1 grey, 3 RGB")
     g.add_argument("--augment", choices=["none", "shift", "affine"], help="hparams.augment")
     g.add_argument("--device", help="train.device: auto, cpu, cuda or mps")
-    g.add_argument("--devices", type=int, help="train.devices: data-parallel processes (DDP via Fabric)")
+    g.add_argument(
+        "--devices", type=int, help="train.devices: data-parallel processes (DDP via Fabric)"
+    )
     g.add_argument("--precision", help="train.precision: auto, 32-true, bf16-mixed, 16-mixed")
-    g.add_argument("--download", action="store_true", help="data.download: allow torchvision downloads")
+    g.add_argument(
+        "--download", action="store_true", help="data.download: allow torchvision downloads"
+    )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -37,10 +46,14 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     """Merge --config, the named options and --set (later wins) into one raw config dict."""
     raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
     named = {
-        ("train", "steps"): args.steps, ("train", "epochs"): args.epochs,
-        ("train", "batch_size"): args.batch_size, ("train", "device"): args.device,
-        ("train", "devices"): args.devices, ("train", "precision"): args.precision,
-        ("data", "size"): args.size, ("data", "channels"): args.channels,
+        ("train", "steps"): args.steps,
+        ("train", "epochs"): args.epochs,
+        ("train", "batch_size"): args.batch_size,
+        ("train", "device"): args.device,
+        ("train", "devices"): args.devices,
+        ("train", "precision"): args.precision,
+        ("data", "size"): args.size,
+        ("data", "channels"): args.channels,
         ("hparams", "augment"): args.augment,
         ("data", "download"): True if args.download else None,
         ("train", "progress"): False if args.no_progress else None,
@@ -88,24 +101,45 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 
 def _sample_options(args: argparse.Namespace) -> dict[str, Any]:
     """Sampling options given on the command line (unset ones are left to the model)."""
-    return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "eta": args.eta}
+    return {
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "sampler": args.sampler,
+        "eta": args.eta,
+    }
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from genda.engine.generate import write_samples
 
-    info = write_samples(args.run, args.out, args.n, per_class=args.per_class, seed=args.seed,
-                         device=args.device, **_sample_options(args))
-    print(f"wrote {info['images']} images to {info['out']} ({info['images_per_s']} images/s); "
-          f"grid: {Path(info['out']) / 'grid.png'}")
+    info = write_samples(
+        args.run,
+        args.out,
+        args.n,
+        per_class=args.per_class,
+        seed=args.seed,
+        device=args.device,
+        **_sample_options(args),
+    )
+    print(
+        f"wrote {info['images']} images to {info['out']} ({info['images_per_s']} images/s); "
+        f"grid: {Path(info['out']) / 'grid.png'}"
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from genda.engine.generate import evaluate_run
 
-    metrics = evaluate_run(args.run, n=args.n, inception_weights=args.inception_weights, seed=args.seed,
-                           device=args.device, evaluator_steps=args.evaluator_steps, verbose=True,
-                           **_sample_options(args))
+    metrics = evaluate_run(
+        args.run,
+        n=args.n,
+        inception_weights=args.inception_weights,
+        seed=args.seed,
+        device=args.device,
+        evaluator_steps=args.evaluator_steps,
+        verbose=True,
+        **_sample_options(args),
+    )
     _print_metrics(metrics)
     print(f"merged into {Path(args.run) / 'metrics.json'}")
 
@@ -125,11 +159,18 @@ def cmd_uda_table(args: argparse.Namespace) -> None:
 
     sources, targets = args.source.split(","), args.target.split(",")
     if len(sources) != len(targets):
-        raise ConfigError("--source and --target must list the same number of data sets (zipped into pairs)")
+        raise ConfigError(
+            "--source and --target must list the same number of data sets (zipped into pairs)"
+        )
     seeds = [int(s) for s in str(args.seed).split(",")]
     raw = _raw_config(args)
-    rows = run_table(list(zip(sources, targets, strict=True)), args.methods.split(","), seeds,
-                     Path(args.out), raw)
+    rows = run_table(
+        list(zip(sources, targets, strict=True)),
+        args.methods.split(","),
+        seeds,
+        Path(args.out),
+        raw,
+    )
     print((Path(args.out) / "table.md").read_text())
     del rows
 
@@ -148,13 +189,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genda", description=__doc__.splitlines()[0] if __doc__ else "")
+    p = argparse.ArgumentParser(
+        prog="genda", description=__doc__.splitlines()[0] if __doc__ else ""
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="inspect data sets").add_subparsers(dest="data_cmd", required=True)
+    data = sub.add_parser("data", help="inspect data sets").add_subparsers(
+        dest="data_cmd", required=True
+    )
     show = data.add_parser("show", help="print size, shape, class counts; save a sample grid")
-    show.add_argument("spec", help="data spec: digits, digits-m, syndigits, mnist:ROOT, usps:ROOT, "
-                                   "svhn:ROOT, celeba:ROOT, course:DIR, folder:DIR, mnistm:MNIST_ROOT,PHOTOS")
+    show.add_argument(
+        "spec",
+        help="data spec: digits, digits-m, syndigits, mnist:ROOT, usps:ROOT, "
+        "svhn:ROOT, celeba:ROOT, course:DIR, folder:DIR, mnistm:MNIST_ROOT,PHOTOS",
+    )
     show.add_argument("--out", help="sample grid PNG (default <name>_samples.png)")
     show.add_argument("--n", type=int, default=100, help="images in the grid")
     show.add_argument("--download", action="store_true")
@@ -167,14 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--attribute", help="data.attribute: binary attribute used as label (faces)")
     tr.add_argument("--out", required=True, help="run directory")
     tr.add_argument("--seed", type=int, help="train.seed")
-    tr.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    tr.add_argument(
+        "--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt"
+    )
     _common_train_args(tr)
     tr.set_defaults(func=cmd_train)
 
-    uda = sub.add_parser("uda", help="domain adaptation").add_subparsers(dest="uda_cmd", required=True)
-    tab = uda.add_parser("table", help="train lower bound / methods / upper bound and write the table")
+    uda = sub.add_parser("uda", help="domain adaptation").add_subparsers(
+        dest="uda_cmd", required=True
+    )
+    tab = uda.add_parser(
+        "table", help="train lower bound / methods / upper bound and write the table"
+    )
     tab.add_argument("--source", required=True, help="source spec(s), comma-separated")
-    tab.add_argument("--target", required=True, help="target spec(s), comma-separated, zipped with --source")
+    tab.add_argument(
+        "--target", required=True, help="target spec(s), comma-separated, zipped with --source"
+    )
     tab.add_argument("--methods", default="source-only,dann,target-only")
     tab.add_argument("--seed", default="0", help="seed or comma-separated seeds, e.g. 0,1,2")
     tab.add_argument("--out", required=True, help="table directory (re-running resumes it)")
@@ -189,19 +245,30 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(smp)
     smp.set_defaults(func=cmd_sample)
 
-    ev = sub.add_parser("eval", help="FID/IS, classifier accuracy, face-detection rate -> metrics.json")
+    ev = sub.add_parser(
+        "eval", help="FID/IS, classifier accuracy, face-detection rate -> metrics.json"
+    )
     ev.add_argument("run", help="run directory of a trained generative model")
     ev.add_argument("--n", type=int, default=1000, help="generated images to score")
-    ev.add_argument("--inception-weights", metavar="PATH",
-                    help="local torchvision inception_v3 state_dict; without it FID/IS use a "
-                         "classifier trained on the real data (never downloaded)")
-    ev.add_argument("--evaluator-steps", type=int, default=1000,
-                    help="training steps of the evaluation classifier (cached per data set)")
+    ev.add_argument(
+        "--inception-weights",
+        metavar="PATH",
+        help="local torchvision inception_v3 state_dict; without it FID/IS use a "
+        "classifier trained on the real data (never downloaded)",
+    )
+    ev.add_argument(
+        "--evaluator-steps",
+        type=int,
+        default=1000,
+        help="training steps of the evaluation classifier (cached per data set)",
+    )
     _sampling_args(ev)
     ev.set_defaults(func=cmd_eval)
 
     rep = sub.add_parser("report", help="write report.md + report.html from runs and tables")
-    rep.add_argument("runs", nargs="+", help="run directories, table directories or folders of them")
+    rep.add_argument(
+        "runs", nargs="+", help="run directories, table directories or folders of them"
+    )
     rep.add_argument("--out", required=True)
     rep.add_argument("--title", default="genda report")
     rep.set_defaults(func=cmd_report)
@@ -225,7 +292,11 @@ def cmd_methods(args: argparse.Namespace) -> None:
         cls = get_method(name)
         print(f"{name} ({cls.kind})")
         for f in dataclasses.fields(cls.Hparams):
-            extra = f"  choices: {', '.join(map(str, f.metadata['choices']))}" if "choices" in f.metadata else ""
+            extra = (
+                f"  choices: {', '.join(map(str, f.metadata['choices']))}"
+                if "choices" in f.metadata
+                else ""
+            )
             print(f"    hparams.{f.name} = {f.default!r}{extra}")
 
 

@@ -13,8 +13,17 @@ from genda.engine.config import ConfigError
 from genda.engine.loop import resolve_config, train
 from genda.methods.losses import dann_lambda, dann_lr, grad_reverse
 
-TINY = ["--steps", "4", "--batch-size", "16", "--set", "data.limit=96", "--set", "train.log_every=2",
-        "--no-progress"]
+TINY = [
+    "--steps",
+    "4",
+    "--batch-size",
+    "16",
+    "--set",
+    "data.limit=96",
+    "--set",
+    "train.log_every=2",
+    "--no-progress",
+]
 
 
 def test_grad_reverse_flips_and_scales_gradient():
@@ -25,13 +34,28 @@ def test_grad_reverse_flips_and_scales_gradient():
 
 def test_dann_schedules_match_paper():
     assert dann_lambda(0.0) == 0.0 and abs(dann_lambda(1.0) - 0.99991) < 1e-4
-    assert dann_lr(0.0) == 1.0 and abs(dann_lr(1.0) - 11 ** -0.75) < 1e-9
+    assert dann_lr(0.0) == 1.0 and abs(dann_lr(1.0) - 11**-0.75) < 1e-9
 
 
 def test_uda_table_cli(tmp_path, capsys):
     out = tmp_path / "table"
-    rc = main(["uda", "table", "--source", "digits", "--target", "digits-m", "--channels", "3",
-               "--methods", "source-only,dann,target-only", "--out", str(out), *TINY])
+    rc = main(
+        [
+            "uda",
+            "table",
+            "--source",
+            "digits",
+            "--target",
+            "digits-m",
+            "--channels",
+            "3",
+            "--methods",
+            "source-only,dann,target-only",
+            "--out",
+            str(out),
+            *TINY,
+        ]
+    )
     assert rc == 0
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert list(rows[0]) == ["method", "source", "target", "seed", "target_accuracy"]
@@ -49,8 +73,26 @@ def test_uda_table_cli(tmp_path, capsys):
     assert "discriminator" in (run / "config.yaml").read_text() or (run / "config.yaml").exists()
     # re-running the same table reuses finished cells instead of retraining them
     capsys.readouterr()
-    assert main(["uda", "table", "--source", "digits", "--target", "digits-m", "--channels", "3",
-                 "--methods", "source-only,dann,target-only", "--out", str(out), *TINY]) == 0
+    assert (
+        main(
+            [
+                "uda",
+                "table",
+                "--source",
+                "digits",
+                "--target",
+                "digits-m",
+                "--channels",
+                "3",
+                "--methods",
+                "source-only,dann,target-only",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert "Trained on source" in capsys.readouterr().out
 
 
@@ -58,22 +100,32 @@ def test_dann_never_reads_target_labels():
     """Scrambling the target labels must not change a DANN run at all."""
     from genda.data.prepare import prepare
 
-    cfg = resolve_config({"method": "dann", "data": {"source": "digits", "target": "digits-m",
-                                                     "limit": 64, "channels": 3},
-                          "train": {"steps": 3, "batch_size": 16, "progress": False}})
+    cfg = resolve_config(
+        {
+            "method": "dann",
+            "data": {"source": "digits", "target": "digits-m", "limit": 64, "channels": 3},
+            "train": {"steps": 3, "batch_size": 16, "progress": False},
+        }
+    )
     data = prepare(cfg.data)
     a = train(cfg, None, data=data)
     data.target.train.labels = torch.randint(0, 10, data.target.train.labels.shape)
     b = train(cfg, None, data=data)
-    assert a["target_accuracy"] == b["target_accuracy"] and a["source_accuracy"] == b["source_accuracy"]
+    assert (
+        a["target_accuracy"] == b["target_accuracy"]
+        and a["source_accuracy"] == b["source_accuracy"]
+    )
 
 
-@pytest.mark.parametrize("override, needle", [
-    ({"hparams": {"optimizer": "rmsprop"}}, "valid choices: sgd, adam"),
-    ({"hparams": {"lrr": 0.1}}, "valid keys"),
-    ({"train": {"batch_size": 0}}, "out of range"),
-    ({"method": "danny"}, "valid choices"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"hparams": {"optimizer": "rmsprop"}}, "valid choices: sgd, adam"),
+        ({"hparams": {"lrr": 0.1}}, "valid keys"),
+        ({"train": {"batch_size": 0}}, "out of range"),
+        ({"method": "danny"}, "valid choices"),
+    ],
+)
 def test_bad_config_names_key_and_choices(override, needle):
     raw = {"method": "dann", "data": {"source": "digits", "target": "digits-m"}, **override}
     with pytest.raises(ConfigError, match=needle):
@@ -81,8 +133,19 @@ def test_bad_config_names_key_and_choices(override, needle):
 
 
 def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
-    rc = main(["train", "dann", "--data", f"mnist:{tmp_path}/nowhere", "--target", "digits",
-               "--out", str(tmp_path / "r"), *TINY])
+    rc = main(
+        [
+            "train",
+            "dann",
+            "--data",
+            f"mnist:{tmp_path}/nowhere",
+            "--target",
+            "digits",
+            "--out",
+            str(tmp_path / "r"),
+            *TINY,
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "genda: error:" in err and "nowhere" in err

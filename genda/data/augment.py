@@ -34,4 +34,6 @@ def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
         theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, :, 2] = t
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    return (
+        F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    )

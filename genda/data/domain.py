@@ -37,10 +37,14 @@ class Domain:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise DataError(f"{self.name}: images must be uint8 [N,C,H,W], got "
-                            f"{self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(
+                f"{self.name}: images must be uint8 [N,C,H,W], got "
+                f"{self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.images.shape[1] not in (1, 3):
-            raise DataError(f"{self.name}: images must have 1 or 3 channels, got {self.images.shape[1]}")
+            raise DataError(
+                f"{self.name}: images must have 1 or 3 channels, got {self.images.shape[1]}"
+            )
         n = len(self.images)
         if n == 0:
             raise DataError(f"{self.name}: the split is empty (no images found)")
@@ -51,12 +55,16 @@ class Domain:
             bad = (self.labels >= len(self.classes)) | (self.labels < -1)
             if bool(bad.any()):
                 i = int(bad.nonzero()[0])
-                raise DataError(f"{self.name}: label {int(self.labels[i])} at index {i} is outside "
-                                f"the class range 0..{len(self.classes) - 1}")
+                raise DataError(
+                    f"{self.name}: label {int(self.labels[i])} at index {i} is outside "
+                    f"the class range 0..{len(self.classes) - 1}"
+                )
         if self.attrs is not None:
             if self.attrs.shape != (n, len(self.attr_names)):
-                raise DataError(f"{self.name}: attributes must be [N={n}, A={len(self.attr_names)}], "
-                                f"got {tuple(self.attrs.shape)}")
+                raise DataError(
+                    f"{self.name}: attributes must be [N={n}, A={len(self.attr_names)}], "
+                    f"got {tuple(self.attrs.shape)}"
+                )
             self.attrs = self.attrs.to(torch.uint8)
 
     def __len__(self) -> int:
@@ -78,12 +86,18 @@ class Domain:
     def attr_index(self, name: str) -> int:
         """Index of an attribute by name; unknown names list the valid ones."""
         if name not in self.attr_names:
-            raise DataError(f"{self.name}: unknown attribute {name!r}; valid: {', '.join(self.attr_names)}")
+            raise DataError(
+                f"{self.name}: unknown attribute {name!r}; valid: {', '.join(self.attr_names)}"
+            )
         return self.attr_names.index(name)
 
     def subset(self, index: torch.Tensor) -> Domain:
-        return replace(self, images=self.images[index], labels=self.labels[index],
-                       attrs=None if self.attrs is None else self.attrs[index])
+        return replace(
+            self,
+            images=self.images[index],
+            labels=self.labels[index],
+            attrs=None if self.attrs is None else self.attrs[index],
+        )
 
     def with_attribute_labels(self, name: str) -> Domain:
         """Use one binary attribute as the class label (e.g. ``Smiling`` -> classes 0/1)."""
@@ -105,8 +119,13 @@ class Domain:
         if size is not None and (x.shape[2], x.shape[3]) != (size, size):
             out = []
             for chunk in x.split(4096):
-                y = F.interpolate(chunk.float(), size=(size, size), mode="bilinear",
-                                  antialias=True, align_corners=False)
+                y = F.interpolate(
+                    chunk.float(),
+                    size=(size, size),
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
+                )
                 out.append(y.round().clamp(0, 255).to(torch.uint8))
             x = torch.cat(out)
         return replace(self, images=x)
@@ -121,12 +140,16 @@ class Dataset:
     test: Domain
 
     def converted(self, size: int | None = None, channels: int | None = None) -> Dataset:
-        return Dataset(self.name, self.train.converted(size, channels),
-                       self.test.converted(size, channels))
+        return Dataset(
+            self.name, self.train.converted(size, channels), self.test.converted(size, channels)
+        )
 
     def with_domain_id(self, domain_id: int) -> Dataset:
-        return Dataset(self.name, replace(self.train, domain_id=domain_id),
-                       replace(self.test, domain_id=domain_id))
+        return Dataset(
+            self.name,
+            replace(self.train, domain_id=domain_id),
+            replace(self.test, domain_id=domain_id),
+        )
 
     def describe(self) -> str:
         lines = [f"{self.name}"]
@@ -134,10 +157,14 @@ class Dataset:
             c, h, w = d.shape
             lines.append(f"  {split}: {len(d)} images, shape {c}x{h}x{w}")
             if d.classes:
-                counts = ", ".join(f"{n}:{k}" for n, k in zip(d.classes, d.class_counts(), strict=True))
+                counts = ", ".join(
+                    f"{n}:{k}" for n, k in zip(d.classes, d.class_counts(), strict=True)
+                )
                 lines.append(f"    classes ({d.num_classes}): {counts}")
             if d.attrs is not None:
                 rates = d.attrs.float().mean(0)
-                top = ", ".join(f"{n}={r:.2f}" for n, r in zip(d.attr_names, rates.tolist(), strict=True))
+                top = ", ".join(
+                    f"{n}={r:.2f}" for n, r in zip(d.attr_names, rates.tolist(), strict=True)
+                )
                 lines.append(f"    attributes ({len(d.attr_names)}): {top}")
         return "\n".join(lines)

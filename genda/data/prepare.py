@@ -34,7 +34,9 @@ class ExperimentData:
     def split(self, stream: str, split: str = "train"):
         ds = self.source if stream == "source" else self.target
         if ds is None:
-            raise DataError(f"this method needs a target data set (data.target) for its {stream!r} stream")
+            raise DataError(
+                f"this method needs a target data set (data.target) for its {stream!r} stream"
+            )
         return getattr(ds, split)
 
 
@@ -58,14 +60,20 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
     source = get(dc.source)
     target = get(dc.target) if dc.target else None
     if dc.attribute:
-        source = Dataset(source.name, source.train.with_attribute_labels(dc.attribute),
-                         source.test.with_attribute_labels(dc.attribute))
+        source = Dataset(
+            source.name,
+            source.train.with_attribute_labels(dc.attribute),
+            source.test.with_attribute_labels(dc.attribute),
+        )
     source = _limit(source, dc.limit, seed).converted(dc.size, dc.channels).with_domain_id(0)
     if target is not None:
         target = _limit(target, dc.limit, seed).converted(dc.size, dc.channels).with_domain_id(1)
         if target.train.classes and target.train.classes != source.train.classes:
-            raise DataError(f"source {dc.source} classes {source.train.classes} differ from "
-                            f"target {dc.target} classes {target.train.classes}")
+            raise DataError(
+                f"source {dc.source} classes {source.train.classes} differ from "
+                f"target {dc.target} classes {target.train.classes}"
+            )
     tr = source.train
-    return ExperimentData(source, target, DataInfo(dc.channels, dc.size, list(tr.classes),
-                                                   list(tr.attr_names)))
+    return ExperimentData(
+        source, target, DataInfo(dc.channels, dc.size, list(tr.classes), list(tr.attr_names))
+    )

@@ -31,8 +31,16 @@ class Stream:
     same sharding as ``DistributedSampler``; ``drop_last`` keeps batch sizes equal.
     """
 
-    def __init__(self, domain: Domain, batch_size: int, device: torch.device | str = "cpu",
-                 seed: int = 0, rank: int = 0, world: int = 1, labels: str = "class") -> None:
+    def __init__(
+        self,
+        domain: Domain,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        labels: str = "class",
+    ) -> None:
         self.domain = domain
         self.device = torch.device(device)
         self.images = domain.images.to(self.device)
@@ -51,13 +59,13 @@ class Stream:
     def _permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.domain), generator=g)
-        return perm[self.rank::self.world].to(self.device)
+        return perm[self.rank :: self.world].to(self.device)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pos >= self.per_epoch:
             self.epoch, self.pos = self.epoch + 1, 0
             self._perm = self._permutation(self.epoch)
-        idx = self._perm[self.pos * self.batch_size:(self.pos + 1) * self.batch_size]
+        idx = self._perm[self.pos * self.batch_size : (self.pos + 1) * self.batch_size]
         self.pos += 1
         return self.images[idx], self.labels[idx]
 
@@ -72,5 +80,7 @@ class Stream:
 def batches(domain: Domain, batch_size: int, device: torch.device | str = "cpu"):
     """Ordered, non-shuffled batches for evaluation (keeps the last partial batch)."""
     for i in range(0, len(domain), batch_size):
-        yield (domain.images[i:i + batch_size].to(device, non_blocking=True),
-               domain.labels[i:i + batch_size].to(device, non_blocking=True))
+        yield (
+            domain.images[i : i + batch_size].to(device, non_blocking=True),
+            domain.labels[i : i + batch_size].to(device, non_blocking=True),
+        )

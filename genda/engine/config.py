@@ -54,8 +54,11 @@ class TrainConfig:
     batch_size: int = bounded(128, 1, 65536)
     seed: int = 0
     device: str = choice("auto", ["auto", "cpu", "cuda", "mps"])
-    precision: str = choice("auto", ["auto", "32-true", "bf16-mixed", "16-mixed"],
-                            "auto = bf16-mixed on CUDA and on CPUs with AMX, 32-true elsewhere")
+    precision: str = choice(
+        "auto",
+        ["auto", "32-true", "bf16-mixed", "16-mixed"],
+        "auto = bf16-mixed on CUDA and on CPUs with AMX, 32-true elsewhere",
+    )
     devices: int = bounded(1, 1, 1024, "data-parallel processes (Lightning Fabric DDP)")
     num_nodes: int = bounded(1, 1, 4096)
     deterministic: bool = False
@@ -64,7 +67,9 @@ class TrainConfig:
     compile: bool = False
     threads: int = bounded(0, 0, 256, "torch CPU threads; 0 = torch default")
     log_every: int = bounded(50, 1, None)
-    eval_every: int = bounded(0, 0, None, "evaluate during training every N steps (0 = only at the end)")
+    eval_every: int = bounded(
+        0, 0, None, "evaluate during training every N steps (0 = only at the end)"
+    )
     ckpt_every: int = bounded(500, 0, None, "checkpoint every N steps (0 = only at the end)")
     progress: bool = True
 
@@ -128,14 +133,18 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {(where + unknown[0])!r}; valid keys: "
-                          f"{', '.join(where + k for k in fields)}")
+        raise ConfigError(
+            f"unknown config key {(where + unknown[0])!r}; valid keys: "
+            f"{', '.join(where + k for k in fields)}"
+        )
     kwargs = {}
     for name, value in data.items():
         key, tp = where + name, hints[name]
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
-                raise ConfigError(f"{key} must be a mapping of {', '.join(f.name for f in dataclasses.fields(tp))}")
+                raise ConfigError(
+                    f"{key} must be a mapping of {', '.join(f.name for f in dataclasses.fields(tp))}"
+                )
             kwargs[name] = from_dict(tp, value, key + ".")
             continue
         ok, value = _type_ok(value, tp)
@@ -143,8 +152,10 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
             raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
         meta = fields[name].metadata
         if "choices" in meta and value not in meta["choices"]:
-            raise ConfigError(f"{key}: invalid value {value!r}; valid choices: "
-                              f"{', '.join(map(str, meta['choices']))}")
+            raise ConfigError(
+                f"{key}: invalid value {value!r}; valid choices: "
+                f"{', '.join(map(str, meta['choices']))}"
+            )
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"

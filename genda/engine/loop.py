@@ -54,8 +54,12 @@ def total_steps(cfg: ExperimentConfig, data: ExperimentData, world: int = 1) -> 
     return steps
 
 
-def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = False,
-          data: ExperimentData | None = None) -> dict[str, Any]:
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | Path | None,
+    resume: bool = False,
+    data: ExperimentData | None = None,
+) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (``None``: no files, for tests) and return final metrics."""
     run_dir = Path(run_dir) if run_dir is not None else None
     tc = cfg.train
@@ -67,9 +71,18 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
     steps = total_steps(cfg, data, rt.world)
     method.total_steps = steps
     method.configure(steps)
-    streams = {name: Stream(data.split(name), tc.batch_size, rt.device, tc.seed + 7919 * i,
-                            rt.rank, rt.world, labels=getattr(method, "labels", "class"))
-               for i, name in enumerate(method.streams)}
+    streams = {
+        name: Stream(
+            data.split(name),
+            tc.batch_size,
+            rt.device,
+            tc.seed + 7919 * i,
+            rt.rank,
+            rt.world,
+            labels=getattr(method, "labels", "class"),
+        )
+        for i, name in enumerate(method.streams)
+    }
     rt.setup(method)
     torch.manual_seed(tc.seed + 1 + rt.rank)  # per-rank noise/augmentation after identical init
 
@@ -89,8 +102,9 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
         start, elapsed = state["step"], state["elapsed"]
         history.restore(state["history"], start)
     elif last is not None and rt.broadcast(last.exists()):  # rank 0 decides, so all ranks stop
-        raise ckpt.CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
-                                   f"or choose another --out")
+        raise ckpt.CheckpointError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", cfg.to_dict())
@@ -99,10 +113,19 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
     def save_checkpoint(step: int) -> None:
         rng = rt.gather_object(ckpt.rng_state())  # collective: every rank calls save_checkpoint
         if main:
-            ckpt.save(last, {"step": step, "elapsed": elapsed + time.perf_counter() - t0,
-                             "method": method.checkpoint_state(), "rng": rng[0], "rng_ranks": rng,
-                             "streams": {k: s.state_dict() for k, s in streams.items()},
-                             "history": history.rows, "config": cfg.to_dict()})
+            ckpt.save(
+                last,
+                {
+                    "step": step,
+                    "elapsed": elapsed + time.perf_counter() - t0,
+                    "method": method.checkpoint_state(),
+                    "rng": rng[0],
+                    "rng_ranks": rng,
+                    "streams": {k: s.state_dict() for k, s in streams.items()},
+                    "history": history.rows,
+                    "config": cfg.to_dict(),
+                },
+            )
             history.save()
 
     method.train()
@@ -113,8 +136,14 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
     if tc.progress and rt.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=start, desc=f"{cfg.method}", dynamic_ncols=True, leave=False,
-                   disable=None)  # None: no bar when stderr is not a terminal (CI logs)
+        bar = tqdm(
+            total=steps,
+            initial=start,
+            desc=f"{cfg.method}",
+            dynamic_ncols=True,
+            leave=False,
+            disable=None,
+        )  # None: no bar when stderr is not a terminal (CI logs)
     for step in range(start + 1, steps + 1):
         batch = {k: s.next() for k, s in streams.items()}
         logs = method.train_step(batch, step)
@@ -124,14 +153,18 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
         count += 1
         if step % tc.log_every == 0 or step == steps:
             keys = list(sums)
-            means = rt.reduce_mean(torch.stack([sums[k] for k in keys]) / count).tolist()  # one sync
+            means = rt.reduce_mean(
+                torch.stack([sums[k] for k in keys]) / count
+            ).tolist()  # one sync
             values = dict(zip(keys, means, strict=True))
             history.log(step, elapsed + time.perf_counter() - t0, values)
             sums, count = {}, 0
             if bar is not None:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
         if tc.eval_every and step % tc.eval_every == 0 and step != steps:
-            history.log(step, elapsed + time.perf_counter() - t0, _scalars(rt.evaluate(method, data)))
+            history.log(
+                step, elapsed + time.perf_counter() - t0, _scalars(rt.evaluate(method, data))
+            )
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
             save_checkpoint(step)
         if bar is not None:
@@ -143,16 +176,26 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
     method.eval()
     metrics = rt.evaluate(method, data, (run_dir / "figures") if main else None)  # rank 0 only
     history.log(steps, wall, _scalars(metrics))
-    metrics = {"method": cfg.method, "seed": tc.seed, "steps": steps, "wall_time_s": round(wall, 2),
-               "source": cfg.data.source, **({"target": cfg.data.target} if cfg.data.target else {}),
-               **metrics}
+    metrics = {
+        "method": cfg.method,
+        "seed": tc.seed,
+        "steps": steps,
+        "wall_time_s": round(wall, 2),
+        "source": cfg.data.source,
+        **({"target": cfg.data.target} if cfg.data.target else {}),
+        **metrics,
+    }
     if main:
         history.save()
         if (run_dir / "history.csv").exists() and "figures" in metrics:
             from genda.viz import plot_curves
 
-            plot_curves(run_dir / "history.csv", [k for k in history.rows[-1] if k not in ("step", "time_s")],
-                        run_dir / "figures" / "curves.png", title=f"{cfg.method} training curves")
+            plot_curves(
+                run_dir / "history.csv",
+                [k for k in history.rows[-1] if k not in ("step", "time_s")],
+                run_dir / "figures" / "curves.png",
+                title=f"{cfg.method} training curves",
+            )
             metrics["figures"]["Loss and accuracy curves"] = "figures/curves.png"
         write_json(run_dir / "metrics.json", metrics)
     history.close()
@@ -161,7 +204,11 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None, resume: bool = Fals
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def load_method(run_dir: str | Path, device: str = "cpu"):

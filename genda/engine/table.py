@@ -30,8 +30,14 @@ def spec_name(spec: str) -> str:
     return slug(kind if base.lower() == kind.lower() else f"{kind}-{base}")
 
 
-def run_table(pairs: list[tuple[str, str]], methods: list[str], seeds: list[int], out: Path,
-              base: dict[str, Any] | None = None, log=print) -> list[dict[str, Any]]:
+def run_table(
+    pairs: list[tuple[str, str]],
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    base: dict[str, Any] | None = None,
+    log=print,
+) -> list[dict[str, Any]]:
     """Train every (pair, method, seed) cell under ``out`` and write the table files.
 
     ``base`` is a raw config (sections ``data``/``train``/``hparams``) applied to every cell;
@@ -44,7 +50,9 @@ def run_table(pairs: list[tuple[str, str]], methods: list[str], seeds: list[int]
     base = base or {}
     rows: list[dict[str, Any]] = []
     for source, target in pairs:
-        dc = from_dict(DataConfig, merge(base.get("data", {}), {"source": source, "target": target}), "data.")
+        dc = from_dict(
+            DataConfig, merge(base.get("data", {}), {"source": source, "target": target}), "data."
+        )
         data = None  # loaded once per pair, on first use
         pair_dir = out / f"{spec_name(source)}__{spec_name(target)}"
         for method in methods:
@@ -52,9 +60,16 @@ def run_table(pairs: list[tuple[str, str]], methods: list[str], seeds: list[int]
             hp = {k: v for k, v in base.get("hparams", {}).items() if k in fields}
             for seed in seeds:
                 run_dir = pair_dir / method / f"seed{seed}"
-                raw = merge(base, {"method": method, "name": f"{pair_dir.name}/{method}/seed{seed}",
-                                   "data": {"source": source, "target": target},
-                                   "train": {"seed": seed}, "hparams": hp})
+                raw = merge(
+                    base,
+                    {
+                        "method": method,
+                        "name": f"{pair_dir.name}/{method}/seed{seed}",
+                        "data": {"source": source, "target": target},
+                        "train": {"seed": seed},
+                        "hparams": hp,
+                    },
+                )
                 cfg = resolve_config(raw)
                 metrics_file = run_dir / "metrics.json"
                 if metrics_file.exists():
@@ -67,10 +82,18 @@ def run_table(pairs: list[tuple[str, str]], methods: list[str], seeds: list[int]
                         data = prepare(dc, 0)
                     resume = (run_dir / "checkpoints" / "last.pt").exists()
                     metrics = train(cfg, run_dir, resume=resume, data=data)
-                    log(f"[table] {method} {pair_dir.name} seed {seed}: "
-                        f"target {metrics['target_accuracy']:.2f}% ({metrics['wall_time_s']:.0f} s)")
-                rows.append({"method": method, "source": spec_name(source), "target": spec_name(target),
-                             "seed": seed, "target_accuracy": metrics["target_accuracy"]})
+                    log(
+                        f"[table] {method} {pair_dir.name} seed {seed}: "
+                        f"target {metrics['target_accuracy']:.2f}% ({metrics['wall_time_s']:.0f} s)"
+                    )
+                rows.append(
+                    {
+                        "method": method,
+                        "source": spec_name(source),
+                        "target": spec_name(target),
+                        "seed": seed,
+                        "target_accuracy": metrics["target_accuracy"],
+                    }
+                )
     write_table(rows, out)
     return rows
-

@@ -6,7 +6,8 @@ update). The loop, checkpoints, devices and logging live in :mod:`genda.engine`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,7 +65,11 @@ class Method(nn.Module):
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> float [-1, 1] in the memory format the nets were set up with."""
         x = x.float().div_(127.5).sub_(1.0)
-        return x.contiguous(memory_format=torch.channels_last) if getattr(self, "channels_last", False) else x
+        return (
+            x.contiguous(memory_format=torch.channels_last)
+            if getattr(self, "channels_last", False)
+            else x
+        )
 
     def architecture(self) -> str:
         """The printed networks with parameter counts, for ``architecture.txt``."""
@@ -88,16 +93,24 @@ class Method(nn.Module):
         from genda.engine.checkpoint import CheckpointError
 
         if state.get("method") != self.name:
-            raise CheckpointError(f"checkpoint is for method {state.get('method')!r}, not {self.name!r}")
-        if state.get("info") and (state["info"]["size"], state["info"]["channels"]) != (self.info.size, self.info.channels):
+            raise CheckpointError(
+                f"checkpoint is for method {state.get('method')!r}, not {self.name!r}"
+            )
+        if state.get("info") and (state["info"]["size"], state["info"]["channels"]) != (
+            self.info.size,
+            self.info.channels,
+        ):
             raise CheckpointError(
                 f"checkpoint was trained on {state['info']['channels']}x{state['info']['size']}px images, "
-                f"this run uses {self.info.channels}x{self.info.size}px")
+                f"this run uses {self.info.channels}x{self.info.size}px"
+            )
         for k, sd in state["nets"].items():
             try:
                 unwrap(self.nets[k]).load_state_dict(sd)
             except (RuntimeError, KeyError) as e:
-                raise CheckpointError(f"checkpoint network {k!r} does not match this model: {e}") from e
+                raise CheckpointError(
+                    f"checkpoint network {k!r} does not match this model: {e}"
+                ) from e
         if weights_only:
             return
         for k, sd in state["optimizers"].items():
@@ -115,3 +128,26 @@ def unwrap(net: nn.Module) -> nn.Module:
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
+
+
+@contextmanager
+def frozen(net: nn.Module) -> Iterator[None]:
+    """Forwards inside build no graph for ``net``'s weights, so a backward through them (a GAN's
+    generator loss through D) skips weight gradients that would be discarded anyway.
+
+    Not under DDP: its reducer expects a gradient for every trainable parameter in each
+    backward, so a DDP-wrapped net is left as it is (its gradients are then all-reduced and
+    discarded, as before).
+    """
+    inner = getattr(net, "_forward_module", net)
+    if isinstance(inner, nn.parallel.DistributedDataParallel):
+        yield
+        return
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)

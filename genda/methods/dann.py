@@ -46,7 +46,7 @@ class DANN(SourceOnly):
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment)
         f = self.nets["encoder"](x)  # one forward for both domains (one DDP call per net)
-        fs, ft = f[: len(xs)], f[len(xs):]
+        fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)
         cls_loss = F.cross_entropy(logits, ys)
         coeff = self.hp.lambda_max * dann_lambda((step - 1) / self.total_steps, self.hp.gamma)
@@ -57,5 +57,9 @@ class DANN(SourceOnly):
         self.backward(cls_loss + dom_loss)
         opt.step()
         self.schedulers["main"].step()
-        return {"loss/class": cls_loss, "loss/domain": dom_loss, "acc/domain": dom_acc,
-                "acc/train": (logits.argmax(1) == ys).float().mean()}
+        return {
+            "loss/class": cls_loss,
+            "loss/domain": dom_loss,
+            "acc/domain": dom_acc,
+            "acc/train": (logits.argmax(1) == ys).float().mean(),
+        }

@@ -25,7 +25,7 @@ from torch import nn
 
 from genda.data.prepare import DataInfo
 from genda.engine.config import ConfigError, bounded
-from genda.methods.base import Batch
+from genda.methods.base import Batch, frozen
 from genda.methods.generative import GenerativeMethod
 from genda.nets import gan as nets
 
@@ -163,10 +163,11 @@ class DCGAN(GenerativeMethod):
                 loss_d = loss_d + self.consistency_loss(out[: 2 * n], out[2 * n :])
             self.backward(loss_d)
         opt_d.step()
-        # Generator (its gradient flows through D; D's own gradients are discarded next step).
+        # Generator: its gradient flows through D, whose own weight gradients are not needed.
         opt_g = self.optimizers["g"]
         opt_g.zero_grad(set_to_none=True)
-        out_gen = d(aug(fake))
+        with frozen(d):
+            out_gen = d(aug(fake))
         loss_g = self.g_loss(out_gen, y)
         self.backward(loss_g)
         opt_g.step()

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from genda.engine.config import ConfigError, bounded, choice
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.generative import GenerativeMethod
+from genda.methods.losses import ema_update, warmup_decay
 from genda.methods.schedulers import SCHEDULERS, Scheduler
 from genda.nets.unet import UNet
 
@@ -149,15 +150,9 @@ class DDPM(GenerativeMethod):
             self._update_ema(step)
         return {"loss/mse": loss.detach()}
 
-    @torch.no_grad()
     def _update_ema(self, step: int) -> None:
-        # Warm-up of the decay ((1+s)/(10+s)) so short runs are not dominated by the init.
-        decay = min(self.hp.ema, (1 + step) / (10 + step))
-        ema, net = self.nets["ema"], unwrap(self.nets["unet"])
-        for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
-            pe.lerp_(p.detach(), 1 - decay)
-        for be, b in zip(ema.buffers(), net.buffers(), strict=True):
-            be.copy_(b)
+        decay = warmup_decay(self.hp.ema, step)
+        ema_update(self.nets["ema"], unwrap(self.nets["unet"]), decay, copy_buffers=True)
 
     # -- sampling ---------------------------------------------------------------------------
     def _check_options(

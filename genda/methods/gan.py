@@ -63,6 +63,7 @@ from genda.data.prepare import DataInfo
 from genda.engine.config import ConfigError, bounded, choice
 from genda.methods.base import unwrap
 from genda.methods.dcgan import DCGAN, DCGANHparams
+from genda.methods.losses import ema_update, warmup_decay
 from genda.nets.gan import DIFF_AUGMENT, UPSAMPLE, diff_augment, parse_policy
 
 
@@ -156,17 +157,10 @@ class GAN(DCGAN):
         """Hinge: D's raw score (real should sit above +1, fake below -1)."""
         return out[:, 0].float().mean() if self.hp.loss == "hinge" else super().d_score(out)
 
-    @torch.no_grad()
     def after_step(self, step: int) -> None:
-        """EMA update; the decay warms up as ``(1 + t) / (10 + t)`` so short runs are not
-        dominated by the random initial weights (TensorFlow's ExponentialMovingAverage rule)."""
-        if "g_ema" not in self.nets:
-            return
-        decay = min(self.hp.ema_decay, (1.0 + step) / (10.0 + step))
-        ema, g = unwrap(self.nets["g_ema"]), unwrap(self.nets["g"])
-        torch._foreach_lerp_(list(ema.parameters()), list(g.parameters()), 1.0 - decay)
-        for b_ema, b in zip(ema.buffers(), g.buffers(), strict=True):
-            b_ema.copy_(b)  # BatchNorm statistics follow the live generator
+        if "g_ema" in self.nets:
+            decay = warmup_decay(self.hp.ema_decay, step)
+            ema_update(unwrap(self.nets["g_ema"]), unwrap(self.nets["g"]), decay, copy_buffers=True)
 
     def sampler(self) -> nn.Module:
         return self.nets["g_ema"] if "g_ema" in self.nets else self.nets["g"]

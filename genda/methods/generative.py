@@ -40,7 +40,9 @@ class GenerativeMethod(Method):
             return torch.arange(n, device=self.device) % k
         labels = torch.as_tensor(labels, device=self.device).long()
         if len(labels) != n or bool(((labels < 0) | (labels >= k)).any()):
-            raise ValueError(f"labels must be {n} values in 0..{k - 1} ({', '.join(self.info.classes)})")
+            raise ValueError(
+                f"labels must be {n} values in 0..{k - 1} ({', '.join(self.info.classes)})"
+            )
         return labels
 
     def evaluate(self, data: Any, run_dir: Path | None = None) -> dict[str, Any]:

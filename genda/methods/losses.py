@@ -54,11 +54,18 @@ class DomainAdversarialLoss(nn.Module):
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, f_s: torch.Tensor, f_t: torch.Tensor, coeff: float = 1.0,
-                weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        f_s: torch.Tensor,
+        f_t: torch.Tensor,
+        coeff: float = 1.0,
+        weight: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         f = grad_reverse(torch.cat([f_s, f_t]), coeff)
         logits = self.discriminator(f).squeeze(1)
-        dom = torch.cat([torch.ones(len(f_s), device=f.device), torch.zeros(len(f_t), device=f.device)])
+        dom = torch.cat(
+            [torch.ones(len(f_s), device=f.device), torch.zeros(len(f_t), device=f.device)]
+        )
         loss = F.binary_cross_entropy_with_logits(logits.float(), dom, weight=weight)
         acc = ((logits > 0).float() == dom).float().mean()
         return loss, acc
@@ -125,8 +132,23 @@ def diversity(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """Mean teacher (Tarvainen & Valpola, 2017): ``teacher <- decay*teacher + (1-decay)*student``
-    for parameters. Buffers (BatchNorm statistics) are left alone: the teacher keeps its own."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.lerp_(s.detach(), 1.0 - decay)
+def ema_update(ema: nn.Module, net: nn.Module, decay: float, copy_buffers: bool = False) -> None:
+    """``ema <- decay * ema + (1 - decay) * net`` over parameters, in one foreach call.
+
+    A mean teacher (Tarvainen & Valpola, 2017) keeps its own BatchNorm statistics; an EMA
+    generator or denoiser (``copy_buffers``) takes the live net's, which the averaged
+    weights have never been run with but match closely enough at high decay.
+    """
+    with torch.no_grad():
+        torch._foreach_lerp_(
+            list(ema.parameters()), [p.detach() for p in net.parameters()], 1.0 - decay
+        )
+        if copy_buffers:
+            for b_ema, b in zip(ema.buffers(), net.buffers(), strict=True):
+                b_ema.copy_(b)
+
+
+def warmup_decay(decay: float, step: int) -> float:
+    """EMA decay warmed up as ``(1 + t) / (10 + t)`` (TensorFlow's ExponentialMovingAverage
+    rule), so short runs are not dominated by the random initial weights."""
+    return min(decay, (1.0 + step) / (10.0 + step))

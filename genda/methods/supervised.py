@@ -36,11 +36,18 @@ class SupervisedHparams:
 def make_optimizer(params, hp) -> torch.optim.Optimizer:
     if hp.optimizer == "adam":
         return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-    return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay,
-                           nesterov=hp.momentum > 0)
+    return torch.optim.SGD(
+        params,
+        lr=hp.lr,
+        momentum=hp.momentum,
+        weight_decay=hp.weight_decay,
+        nesterov=hp.momentum > 0,
+    )
 
 
-def annealed(opt: torch.optim.Optimizer, total: int, on: bool) -> torch.optim.lr_scheduler.LRScheduler:
+def annealed(
+    opt: torch.optim.Optimizer, total: int, on: bool
+) -> torch.optim.lr_scheduler.LRScheduler:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: dann_lr(s / total) if on else 1.0)
 
 

@@ -36,13 +36,20 @@ class UDAMethod(Method):
     def evaluate(self, data: ExperimentData, run_dir: Path | None = None) -> dict[str, Any]:
         dev, n = self.device, self.info.num_classes
         src_logits, src_y = predict(lambda x: self.classify(self.prepare(x)), data.source.test, dev)
-        out: dict[str, Any] = {"source_accuracy": classification_metrics(src_logits, src_y, n)["accuracy"]}
+        out: dict[str, Any] = {
+            "source_accuracy": classification_metrics(src_logits, src_y, n)["accuracy"]
+        }
         if data.target is None:
             return out
         tgt_logits, tgt_y = predict(lambda x: self.classify(self.prepare(x)), data.target.test, dev)
         m = classification_metrics(tgt_logits, tgt_y, n)
-        out.update(target_accuracy=m["accuracy"], per_class_accuracy=m["per_class_accuracy"],
-                   confusion=m["confusion"], classes=self.info.classes, selection_rule=SELECTION_RULE)
+        out.update(
+            target_accuracy=m["accuracy"],
+            per_class_accuracy=m["per_class_accuracy"],
+            confusion=m["confusion"],
+            classes=self.info.classes,
+            selection_rule=SELECTION_RULE,
+        )
         if run_dir is not None:
             out["figures"] = self.figures(data, m["confusion"], run_dir)
         return out
@@ -56,10 +63,23 @@ class UDAMethod(Method):
         feats = torch.cat([fs, ft])
         labels = torch.cat([ys, yt])
         domains = torch.cat([torch.zeros(len(ys)), torch.ones(len(yt))]).long()
-        by_class, by_domain = plot_tsne(feats, labels, domains, run_dir / "tsne", self.info.classes,
-                                        (f"source ({data.source.name})", f"target ({data.target.name})"))
-        conf = plot_confusion(torch.tensor(confusion), self.info.classes, run_dir / "confusion.png",
-                              title=f"{self.name}: target confusion matrix")
+        by_class, by_domain = plot_tsne(
+            feats,
+            labels,
+            domains,
+            run_dir / "tsne",
+            self.info.classes,
+            (f"source ({data.source.name})", f"target ({data.target.name})"),
+        )
+        conf = plot_confusion(
+            torch.tensor(confusion),
+            self.info.classes,
+            run_dir / "confusion.png",
+            title=f"{self.name}: target confusion matrix",
+        )
         rel = lambda p: f"figures/{Path(p).name}"  # noqa: E731
-        return {"t-SNE by class": rel(by_class), "t-SNE by domain": rel(by_domain),
-                "Target confusion matrix": rel(conf)}
+        return {
+            "t-SNE by class": rel(by_class),
+            "t-SNE by domain": rel(by_domain),
+            "Target confusion matrix": rel(conf),
+        }

@@ -12,8 +12,12 @@ from genda.data.stream import batches
 
 
 @torch.no_grad()
-def predict(fn: Callable[[torch.Tensor], torch.Tensor], domain: Domain, device: torch.device,
-            batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    domain: Domain,
+    device: torch.device,
+    batch_size: int = 1000,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``fn`` (uint8 images -> logits or features) over ``domain``; returns (outputs, labels) on CPU."""
     outs, labels = [], []
     for x, y in batches(domain, batch_size, device):
@@ -28,6 +32,8 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, num_class
     acc = MulticlassAccuracy(num_classes, average="micro")(preds, labels)
     per_class = MulticlassAccuracy(num_classes, average=None)(preds, labels)
     confusion = MulticlassConfusionMatrix(num_classes)(preds, labels)
-    return {"accuracy": round(100 * float(acc), 2),
-            "per_class_accuracy": [round(100 * float(a), 2) for a in per_class],
-            "confusion": confusion.tolist()}
+    return {
+        "accuracy": round(100 * float(acc), 2),
+        "per_class_accuracy": [round(100 * float(a), 2) for a in per_class],
+        "confusion": confusion.tolist(),
+    }

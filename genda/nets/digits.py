@@ -24,8 +24,14 @@ def _conv_out(size: int) -> int:
 class Encoder(nn.Module):
     """Image -> feature vector. ``width`` = (conv1, conv2) channels, ``dim`` = output size."""
 
-    def __init__(self, channels: int = 1, size: int = 28, width: tuple[int, int] = (32, 48),
-                 dim: int = 100, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        size: int = 28,
+        width: tuple[int, int] = (32, 48),
+        dim: int = 100,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         c1, c2 = width
         side = _conv_out(size)
@@ -34,12 +40,22 @@ class Encoder(nn.Module):
         self.conv = nn.Sequential(
             # ReLU and channel dropout commute with max-pooling; applying them after the pool
             # touches 4x fewer values (same function, ~10% faster step on CPU).
-            nn.Conv2d(channels, c1, 5), nn.BatchNorm2d(c1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
-            nn.Conv2d(c1, c2, 5), nn.BatchNorm2d(c2), nn.MaxPool2d(2), nn.Dropout2d(dropout),
+            nn.Conv2d(channels, c1, 5),
+            nn.BatchNorm2d(c1),
+            nn.MaxPool2d(2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 5),
+            nn.BatchNorm2d(c2),
+            nn.MaxPool2d(2),
+            nn.Dropout2d(dropout),
             nn.ReLU(inplace=True),
         )
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c2 * side * side, dim),
-                                nn.BatchNorm1d(dim), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c2 * side * side, dim),
+            nn.BatchNorm1d(dim),
+            nn.ReLU(inplace=True),
+        )
         self.out_dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,8 +66,12 @@ def classifier(dim: int = 100, num_classes: int = 10, hidden: int = 100) -> nn.M
     """Label predictor head (the DANN paper's second 100-unit layer + output)."""
     if hidden <= 0:
         return nn.Linear(dim, num_classes)
-    return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, num_classes))
+    return nn.Sequential(
+        nn.Linear(dim, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_classes),
+    )
 
 
 def discriminator(dim: int = 100, hidden: int = 100, layers: int = 1, out: int = 1) -> nn.Module:
@@ -72,7 +92,9 @@ ARCHS = {
 }
 
 
-def build(arch: str, channels: int, size: int, num_classes: int) -> tuple[Encoder, nn.Module, nn.Module]:
+def build(
+    arch: str, channels: int, size: int, num_classes: int
+) -> tuple[Encoder, nn.Module, nn.Module]:
     """(encoder, classifier, domain discriminator) for a named architecture."""
     if arch not in ARCHS:
         raise ValueError(f"unknown digit architecture {arch!r}; valid: {', '.join(ARCHS)}")

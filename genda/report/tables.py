@@ -57,9 +57,18 @@ class TableSummary:
 
 
 # How method names are written in tables and sentences (papers' spelling).
-DISPLAY_NAMES = {"dann": "DANN", "adda": "ADDA", "dsn": "DSN", "pixelda": "PixelDA",
-                 "selftrain": "Self-training", "dcgan": "DCGAN", "acgan": "ACGAN",
-                 "vae": "VAE", "ddpm": "DDPM", "gan": "Improved GAN"}
+DISPLAY_NAMES = {
+    "dann": "DANN",
+    "adda": "ADDA",
+    "dsn": "DSN",
+    "pixelda": "PixelDA",
+    "selftrain": "Self-training",
+    "dcgan": "DCGAN",
+    "acgan": "ACGAN",
+    "vae": "VAE",
+    "ddpm": "DDPM",
+    "gan": "Improved GAN",
+}
 
 
 def display_name(method: str) -> str:

@@ -1,0 +1,392 @@
+"""Generative models on real 64-px CelebA faces: DCGAN, improved GAN, ACGAN (Smiling), VAE.
+
+Why: the issue's face targets are stated on real faces, and a face-detection rate means
+nothing without the rate on real faces measured with the same detector settings (tight
+64-px crops defeat the Haar cascade on some real faces too; see
+:mod:`genda.metrics.faces`). This script trains every model the same way and reports both.
+
+Targets checked (course reports on CelebA 64x64: face-detection rate 89-94%):
+
+- DCGAN and the improved GAN: face-detection rate of generated faces >= 90%.
+- ACGAN conditioned on ``Smiling``: pairs generated from the *same noise* with the attribute
+  off and on (:meth:`genda.methods.acgan.ACGAN.sample_pairs`) are judged by the attribute
+  classifier genda trains on the real faces (:mod:`genda.metrics.evaluator`); at least 90% of
+  the generated images, of both attribute values, must be classified as the value they
+  were asked for. The classifier's own accuracy on the real validation faces is printed
+  beside it: it bounds what the generated images can score.
+- VAE: reconstruction MSE (per pixel, [0, 1] scale, real validation faces) and its samples
+  scored like the GANs' (no numeric target).
+
+Every model trains through the engine (:func:`genda.engine.loop.train`) on the same data with
+the same batch size, steps and seed; :func:`genda.engine.generate.evaluate_run` then scores
+``--samples`` images of each (face-detection rate generated vs real, classifier-FID, and
+merges them into the run's ``metrics.json``). The classifier-FID extractor depends on the
+model: DCGAN/GAN/VAE are scored with the 40-attribute evaluator, ACGAN with its ``Smiling``
+evaluator, so FIDs compare only between rows with the same extractor (the table names it).
+
+Budget: the default of 5,000 steps at batch 64 (~46 epochs of the 7,000 training faces) is
+meant for a GPU (minutes per model); on a CPU pass a smaller ``--steps`` and expect the
+targets to be missed. Runs live in ``OUT/<method>/``: a finished run (``metrics.json``) is
+reused and only re-scored, an interrupted one resumes from ``checkpoints/last.pt``.
+Results go to ``OUT/faces.json`` and a ``RESULT`` JSON line.
+
+    .venv/bin/python benchmarks/faces.py                                   # GPU, 5,000 steps
+    .venv/bin/python benchmarks/faces.py --steps 500 --threads 1           # CPU, short
+    .venv/bin/python benchmarks/faces.py --smoke --threads 1 --out /tmp/bench_faces_smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, emit_json, machine, table  # noqa: E402
+
+TARGET = 90.0  # percent, every target of the issue
+METHODS = ("dcgan", "gan", "acgan", "vae")
+SMOKE = {"limit": 256, "steps": 4, "samples": 32, "evaluator_steps": 20, "max_real": 256}
+
+
+def default_data() -> str:
+    return f"course:{REPO.parent / 'shared' / 'data' / 'course' / 'face'}"
+
+
+def data_missing(spec: str) -> Path | None:
+    """The data folder of a ``kind:PATH`` spec when it does not exist, else ``None``."""
+    if ":" not in spec:
+        return None
+    path = Path(spec.split(":", 1)[1]).expanduser()
+    return None if path.exists() else path
+
+
+@contextmanager
+def scratch_cache(root: Path | None) -> Iterator[None]:
+    """Point genda's caches (data, evaluators) at ``root`` for the block (``None``: unchanged).
+
+    :func:`evaluate_run` trains or loads its evaluator from the shared cache and takes no
+    cache folder, so a smoke run's under-trained evaluators are kept out of the shared cache
+    this way (``ddpm_quality.py`` passes ``cache_root`` to ``get_evaluator`` instead).
+    """
+    old = os.environ.get("GENDA_CACHE")
+    if root is None or (old or "").lower() in ("off", "0", "none"):
+        yield
+        return
+    os.environ["GENDA_CACHE"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["GENDA_CACHE"]
+        else:
+            os.environ["GENDA_CACHE"] = old
+
+
+def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """Train ``raw`` into ``run``, resume it, or reuse it when finished; its metrics.json."""
+    from genda.engine.loop import resolve_config, train
+
+    done = run / "metrics.json"
+    if done.is_file():
+        metrics = json.loads(done.read_text())
+        had = yaml.safe_load((run / "config.yaml").read_text())
+        differ = [
+            f"{section}.{key} {had[section][key]} (asked {raw[section][key]})"
+            for section, key in (("train", "steps"), ("train", "batch_size"), ("data", "limit"))
+            if had[section][key] != raw[section][key]
+        ]
+        note = f"; differs: {', '.join(differ)}; delete {run} to retrain" if differ else ""
+        print(f"{name}: reusing {run}, trained {metrics['steps']} steps{note}", flush=True)
+        return metrics
+    resume = (run / "checkpoints" / "last.pt").is_file()
+    print(f"{name}: {'resuming' if resume else 'training'} {run}", flush=True)
+    return train(resolve_config(raw), run, resume=resume)
+
+
+def acgan_pairs(
+    run: Path, n_pairs: int, seed: int, device: str, evaluator_steps: int
+) -> dict[str, Any]:
+    """Attribute accuracy of ``n_pairs`` same-noise pairs (attribute 0 / 1) of an ACGAN run.
+
+    Every image of both values counts: ``accuracy`` is over ``2 * n_pairs`` images, with the
+    per-value rates and the share of pairs whose both images are right. The evaluator is the
+    one :func:`evaluate_run` used (same spec, attribute, size, steps: a cache hit).
+    """
+    from genda.engine.loop import load_method
+    from genda.metrics.evaluator import get_evaluator
+    from genda.metrics.generative import classifier_accuracy
+
+    cfg, method = load_method(run, device)
+    if method.info.num_classes != 2:
+        raise SystemExit(f"{run}: acgan is not conditioned on a binary attribute")
+    dc = cfg.data
+    evaluator = get_evaluator(
+        dc.source, dc.attribute, dc.size, dc.channels, steps=evaluator_steps, device=device
+    )
+    noise = torch.randn(n_pairs, method.hp.nz, generator=torch.Generator().manual_seed(seed))
+    off, on = method.sample_pairs(n_pairs, (0, 1), noise=noise)
+    zeros = torch.zeros(n_pairs, dtype=torch.long)
+    ones = torch.ones(n_pairs, dtype=torch.long)
+    images, labels = torch.cat([off.cpu(), on.cpu()]), torch.cat([zeros, ones])
+    both = (evaluator.predict(off.cpu()) == 0) & (evaluator.predict(on.cpu()) == 1)
+    return {
+        "attribute": dc.attribute,
+        "pairs": n_pairs,
+        "images": 2 * n_pairs,
+        "accuracy": classifier_accuracy(images, labels, evaluator),
+        "accuracy_off": classifier_accuracy(off, zeros, evaluator),
+        "accuracy_on": classifier_accuracy(on, ones, evaluator),
+        "pairs_both_correct": round(100 * float(both.float().mean()), 2),
+        "evaluator": evaluator.name,
+        "evaluator_val_accuracy": evaluator.test_accuracy,
+    }
+
+
+def fmt(x: float | None, spec: str = ".1f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--methods", default=",".join(METHODS), help="comma list of " + ", ".join(METHODS)
+    )
+    p.add_argument(
+        "--data", default=None, help="face data spec (default: course:../shared/data/course/face)"
+    )
+    p.add_argument("--attribute", default="Smiling", help="ACGAN's binary attribute")
+    p.add_argument("--steps", type=int, default=5000, help="training steps per model (GPU budget)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--samples", type=int, default=1000, help="generated images scored per model")
+    p.add_argument("--evaluator-steps", type=int, default=1000, help="evaluation classifier steps")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV CPU threads (0 = default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/bench_faces")
+    p.add_argument("--smoke", action="store_true", help="tiny everything: checks the wiring only")
+    args = p.parse_args(argv)
+
+    spec = args.data or default_data()
+    missing = data_missing(spec)
+    if missing is not None:
+        print(f"faces benchmark skipped: face data not found at {missing}")
+        return 0
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        p.error(f"--methods: unknown {', '.join(bad)}; valid: {', '.join(METHODS)}")
+    limit, max_real = 0, 10000
+    if args.smoke:
+        args.steps, args.samples = SMOKE["steps"], SMOKE["samples"]
+        args.evaluator_steps = SMOKE["evaluator_steps"]
+        limit, max_real = SMOKE["limit"], SMOKE["max_real"]
+    if args.samples < 2:
+        p.error("--samples must be >= 2")
+
+    from genda.engine.generate import evaluate_run
+    from genda.engine.runtime import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        import cv2  # the face detector parallelises on its own
+
+        cv2.setNumThreads(args.threads)
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    # A smoke run's under-trained evaluators stay out of the shared cache.
+    cache = out / "cache" if args.smoke else None
+
+    rows: list[dict[str, Any]] = []
+    for name in methods:
+        run = out / name
+        raw = {
+            "method": name,
+            "name": f"bench_faces_{name}",
+            "data": {
+                "source": spec,
+                "size": 64,
+                "channels": 3,
+                "limit": limit,
+                **({"attribute": args.attribute} if name == "acgan" else {}),
+            },
+            "train": {
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "seed": args.seed,
+                "device": args.device,
+                "threads": args.threads,
+                "progress": not args.smoke,
+                "log_every": max(1, min(100, args.steps)),
+                "ckpt_every": 0 if args.smoke else 1000,
+            },
+        }
+        trained = train_or_reuse(name, run, raw)
+        batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
+        t0 = time.perf_counter()
+        with scratch_cache(cache):
+            scores = evaluate_run(
+                run,
+                n=args.samples,
+                seed=args.seed,
+                device=device,
+                evaluator_steps=args.evaluator_steps,
+                max_real=max_real,
+                verbose=True,
+            )
+            pairs = (
+                acgan_pairs(run, args.samples // 2 or 1, args.seed, device, args.evaluator_steps)
+                if name == "acgan"
+                else None
+            )
+        row = {
+            "method": name,
+            "steps": trained["steps"],
+            "batch_size": batch,
+            "train_wall_s": trained["wall_time_s"],
+            "s_per_step": round(trained["wall_time_s"] / max(trained["steps"], 1), 4),
+            "eval_s": round(time.perf_counter() - t0, 1),
+            **{
+                k: scores.get(k)
+                for k in (
+                    "face_detection_rate",
+                    "face_detection_rate_real",
+                    "fid",
+                    "fid_extractor",
+                    "fid_real_test",
+                    "evaluator",
+                    "evaluator_accuracy",
+                    "classifier_accuracy",
+                    "eval_n",
+                )
+            },
+            "recon_mse": trained.get("recon_mse"),
+            "kl": trained.get("kl"),
+            "aux_test_accuracy": trained.get("aux_test_accuracy"),
+            "pairs": pairs,
+            "figures": {k: str(run / v) for k, v in trained.get("figures", {}).items()},
+            "run": str(run),
+        }
+        rows.append(row)
+        print(
+            f"{name}: {row['steps']} steps in {row['train_wall_s']:.1f} s "
+            f"({row['s_per_step']:.3f} s/step), scored in {row['eval_s']:.1f} s",
+            flush=True,
+        )
+
+    header = [
+        "model",
+        "steps",
+        "train wall s",
+        "s/step",
+        "faces generated %",
+        "faces real %",
+        "FID (real val floor)",
+        "FID extractor",
+        f"{args.attribute} pair acc % (evaluator val %)",
+        "VAE recon MSE",
+    ]
+    cells = []
+    for r in rows:
+        pr = r["pairs"]
+        cells.append(
+            [
+                r["method"],
+                r["steps"],
+                fmt(r["train_wall_s"]),
+                fmt(r["s_per_step"], ".3f"),
+                fmt(r["face_detection_rate"]),
+                fmt(r["face_detection_rate_real"]),
+                f"{fmt(r['fid'], '.2f')} ({fmt(r['fid_real_test'], '.2f')})",
+                (r["fid_extractor"] or "n/a").replace(spec, "<data>"),
+                "" if pr is None else f"{pr['accuracy']:.1f} ({pr['evaluator_val_accuracy']:.1f})",
+                "" if r["recon_mse"] is None else f"{r['recon_mse']:.5f}",
+            ]
+        )
+
+    verdicts: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["method"] in ("dcgan", "gan") and r["face_detection_rate"] is not None:
+            v = r["face_detection_rate"]
+            verdicts[r["method"]] = {
+                "metric": "face_detection_rate",
+                "value": v,
+                "met": v >= TARGET,
+            }
+        if r["pairs"] is not None:
+            v = r["pairs"]["accuracy"]
+            verdicts["acgan"] = {
+                "metric": "pair_attribute_accuracy",
+                "value": v,
+                "met": v >= TARGET,
+            }
+
+    print(
+        f"\n{spec} (<data>), 64 px RGB, batch {args.batch_size}, seed {args.seed}, {device}, "
+        f"{args.samples} samples per model{' [SMOKE: numbers meaningless]' if args.smoke else ''}"
+    )
+    print(machine())
+    print(table(header, cells))
+    print(
+        "faces: Haar-cascade face-detection rate (genda.metrics.faces defaults) of the generated "
+        "images vs real validation faces; FID: classifier-FID against the real training faces "
+        "(lower is better; comparable only between rows with the same extractor), in brackets "
+        "the real validation faces' FID (the floor); VAE recon MSE: per pixel, [0, 1] scale, "
+        "real validation faces."
+    )
+    for r in rows:
+        if r["pairs"] is not None:
+            pr = r["pairs"]
+            print(
+                f"acgan {pr['attribute']} pairs (same noise, {pr['attribute']}=0 / =1): "
+                f"{pr['accuracy']:.1f}% of {pr['images']} images judged right "
+                f"(=0: {pr['accuracy_off']:.1f}%, =1: {pr['accuracy_on']:.1f}%, both images of a "
+                f"pair: {pr['pairs_both_correct']:.1f}%) by {pr['evaluator']} "
+                f"({pr['evaluator_val_accuracy']:.1f}% on real validation faces); independent "
+                f"samples: {fmt(r['classifier_accuracy'])}%"
+            )
+    for name, v in verdicts.items():
+        what = "face-detection rate" if v["metric"] == "face_detection_rate" else "pair accuracy"
+        print(
+            f"target {name} {what} >= {TARGET:.0f}%: {v['value']:.1f}% "
+            f"-> {'MET' if v['met'] else 'MISSED'}"
+        )
+    for r in rows:
+        if r["method"] == "vae" and r["figures"]:
+            print("vae figures: " + ", ".join(r["figures"].values()))
+
+    result = {
+        "benchmark": "faces",
+        "data": spec,
+        "size": 64,
+        "channels": 3,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "samples": args.samples,
+        "evaluator_steps": args.evaluator_steps,
+        "seed": args.seed,
+        "device": device,
+        "smoke": args.smoke,
+        "machine": machine(),
+        "target_percent": TARGET,
+        "rows": rows,
+        "verdicts": verdicts,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "faces.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'faces.json'}")
+    emit_json(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,12 +33,9 @@ Clocks (training seconds, evaluation excluded on both sides):
   its worker processes) until the last iteration's ``.item()`` and the iterators'
   shutdown; the clock is paused while the USPS test set is evaluated after each epoch.
   Building the datasets and the model and writing the MNIST PNG cache (once) are outside.
-- genda: ``loop.train`` logs every evaluation row as ``elapsed`` since its loop started,
-  and that includes the time of the *earlier* periodic evaluations (its clock is not
-  paused). This script times each ``method.evaluate`` call and subtracts the earlier
-  ones from each row, so both curves are training seconds. What remains in genda's clock
-  and not in the baseline's: checkpoint writes (``train.ckpt_every``) and the few
-  microseconds around each evaluation. Reading and converting the data (``prepare``) and
+- genda: ``loop.train`` logs every evaluation row with its training clock, which stops
+  while it evaluates. What is on genda's clock and not on the baseline's: checkpoint
+  writes (``train.ckpt_every``). Reading and converting the data (``prepare``) and
   setting up the run happen before genda's loop and are reported separately.
 
 "Reaches" is the first evaluation (every ``--eval-every`` genda steps) at or above the
@@ -232,8 +229,8 @@ def run_baseline(epochs: int, workers: int, batch: int, seed: int) -> Curve:
 
 
 @contextmanager
-def timed_evaluations(durations: list[float]) -> Iterator[None]:
-    """Time every ``method.evaluate`` of ``loop.train`` (and skip its per-run figures)."""
+def no_run_figures() -> Iterator[None]:
+    """Evaluate without the per-run t-SNE / confusion figures (minutes on no clock)."""
     from genda.engine import loop
 
     build = loop.build_method
@@ -241,15 +238,7 @@ def timed_evaluations(durations: list[float]) -> Iterator[None]:
     def patched(cfg: Any, info: Any) -> Any:
         method = build(cfg, info)
         evaluate: Callable[..., dict[str, Any]] = method.evaluate
-
-        def timed(data: Any, run_dir: Path | None = None) -> dict[str, Any]:
-            t = time.perf_counter()
-            try:
-                return evaluate(data, None)  # no t-SNE / confusion figures: on no clock
-            finally:
-                durations.append(time.perf_counter() - t)
-
-        method.evaluate = timed
+        method.evaluate = lambda data, run_dir=None: evaluate(data, None)
         return method
 
     loop.build_method = patched
@@ -302,26 +291,19 @@ def run_genda(
         f"load average {os.getloadavg()[0]:.1f} (data read + converted in {prep_s:.1f} s)",
         flush=True,
     )
-    durations: list[float] = []
     t = time.perf_counter()
-    with timed_evaluations(durations):
-        metrics = train(cfg, run_dir, data=data)
+    with no_run_figures():
+        train(cfg, run_dir, data=data)
     call_s = time.perf_counter() - t
     with open(run_dir / "history.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if (r.get("target_accuracy") or "").strip()]
-    if len(rows) != len(durations):
-        raise RuntimeError(f"{len(rows)} evaluation rows in history.csv, {len(durations)} timed")
     curve = Curve("genda")
-    for i, r in enumerate(rows):  # row i's elapsed includes evaluations 0..i-1
-        curve.add(
-            int(r["step"]), float(r["time_s"]) - sum(durations[:i]), float(r["target_accuracy"])
-        )
+    for r in rows:  # loop.train's clock stops during evaluations: time_s is training time
+        curve.add(int(r["step"]), float(r["time_s"]), float(r["target_accuracy"]))
     info = {
         "steps": n,
         "data_prep_s": round(prep_s, 2),
         "train_call_s": round(call_s, 2),
-        "wall_incl_evals_s": metrics["wall_time_s"],
-        "evals_s": round(sum(durations[:-1]), 2),
         "precision": precision,
         "run_dir": str(run_dir),
     }
@@ -454,9 +436,7 @@ def main() -> int:
         )
     )
     print(
-        f"\ntraining s exclude evaluation on both sides (baseline: clock paused; genda: the "
-        f"{info['evals_s']:.1f} s of its periodic evaluations, which loop.train's elapsed "
-        f"includes, subtracted: raw wall {info['wall_incl_evals_s']:.1f} s). genda's clock "
+        f"\ntraining s exclude evaluation on both sides (both clocks pause for it). genda's clock "
         f"starts after reading + converting its data ({info['data_prep_s']:.1f} s) and set-up "
         f"(whole train() call {info['train_call_s']:.1f} s); precision {info['precision']}."
     )

@@ -37,18 +37,34 @@ def main() -> int:
     from genda.engine.table import run_table
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="genda-uda-real-"))
-    base = {"data": {"size": 28, "channels": 1},
-            "train": {"steps": args.steps, "batch_size": args.batch_size, "progress": False,
-                      "ckpt_every": 0, "log_every": 100},
-            "hparams": {"augment": args.augment}}
+    base = {
+        "data": {"size": 28, "channels": 1},
+        "train": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "progress": False,
+            "ckpt_every": 0,
+            "log_every": 100,
+        },
+        "hparams": {"augment": args.augment},
+    }
     seeds = [int(s) for s in args.seeds.split(",")]
     for src, tgt in ((args.mnist, args.usps), (args.usps, args.mnist)):
         t0 = time.perf_counter()
         run_table([(src, tgt)], args.methods.split(","), seeds, out, base)
-        print(f"pair {src.split(':')[0]} -> {tgt.split(':')[0]}: {time.perf_counter() - t0:.0f} s wall "
-              f"({len(seeds)} seed(s), {args.steps} steps per run)", flush=True)
-    rows = run_table([(args.mnist, args.usps), (args.usps, args.mnist)], args.methods.split(","),
-                     seeds, out, base, log=lambda *_: None)  # all cells done: just rewrites the table
+        print(
+            f"pair {src.split(':')[0]} -> {tgt.split(':')[0]}: {time.perf_counter() - t0:.0f} s wall "
+            f"({len(seeds)} seed(s), {args.steps} steps per run)",
+            flush=True,
+        )
+    rows = run_table(
+        [(args.mnist, args.usps), (args.usps, args.mnist)],
+        args.methods.split(","),
+        seeds,
+        out,
+        base,
+        log=lambda *_: None,
+    )  # all cells done: just rewrites the table
     del rows
     print((out / "table.md").read_text())
     print(f"runs in {out}")

@@ -117,7 +117,7 @@ def train(
                 last,
                 {
                     "step": step,
-                    "elapsed": elapsed + time.perf_counter() - t0,
+                    "elapsed": clock(),
                     "method": method.checkpoint_state(),
                     "rng": rng[0],
                     "rng_ranks": rng,
@@ -128,9 +128,15 @@ def train(
             )
             history.save()
 
+    def clock() -> float:
+        """Training seconds so far. Periodic evaluations are off the clock, so accuracy-vs-time
+        curves (and ``wall_time_s``) do not depend on how often a run was evaluated."""
+        return elapsed + time.perf_counter() - t0 - paused
+
     method.train()
     sums: dict[str, torch.Tensor] = {}
     count = 0
+    paused = 0.0
     t0 = time.perf_counter()
     bar = None
     if tc.progress and rt.is_main:
@@ -157,21 +163,22 @@ def train(
                 torch.stack([sums[k] for k in keys]) / count
             ).tolist()  # one sync
             values = dict(zip(keys, means, strict=True))
-            history.log(step, elapsed + time.perf_counter() - t0, values)
+            history.log(step, clock(), values)
             sums, count = {}, 0
             if bar is not None:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
         if tc.eval_every and step % tc.eval_every == 0 and step != steps:
-            history.log(
-                step, elapsed + time.perf_counter() - t0, _scalars(rt.evaluate(method, data))
-            )
+            t_eval = time.perf_counter()
+            scores = _scalars(rt.evaluate(method, data))
+            paused += time.perf_counter() - t_eval
+            history.log(step, clock(), scores)
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
             save_checkpoint(step)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    wall = elapsed + time.perf_counter() - t0
+    wall = clock()
     save_checkpoint(steps)
     method.eval()
     metrics = rt.evaluate(method, data, (run_dir / "figures") if main else None)  # rank 0 only

@@ -265,3 +265,39 @@ def test_report_renders_in_headless_chromium(report: tuple[Path, Path], tmp_path
     assert len(images) >= 3
     assert all(complete and width > 0 for complete, width in images)
     assert summary == "Architecture"
+
+
+def test_generative_section_compares_like_with_like() -> None:
+    from genda.report.generative import generative_blocks
+    from genda.report.render import to_markdown
+
+    common = {
+        "source": "digits",
+        "steps": 1000,
+        "fid_extractor": "classifier:digits",
+        "eval_n": 500,
+    }
+    runs = [
+        ("a", {"method": "dcgan", "fid": 13.9, **common}),
+        ("b", {"method": "gan", "fid": 11.8, **common}),
+        ("c", {"method": "gan", "fid": 9.0, **{**common, "steps": 2000}}),  # other budget
+        (
+            "d",
+            {
+                "method": "acgan",
+                "fid": 3.0,
+                "classifier_accuracy": 97.5,
+                "evaluator_accuracy": 99.7,
+                **common,
+            },
+        ),
+        ("e", {"method": "dann", "target_accuracy": 90.0}),  # not generative: left out
+    ]
+    md = to_markdown(generative_blocks(runs))
+    assert "The improved GAN beats DCGAN on digits at 1000 steps: FID 11.80 vs 13.90" in md
+    assert md.count("beats DCGAN") == 1  # the 2000-step run has no DCGAN to compare with
+    assert "97.5% of its samples" in md and "99.7% on real test images" in md
+    assert "| e |" not in md
+    worse = [("a", {"method": "dcgan", "fid": 9.0, **common}), ("b", runs[1][1])]
+    assert "does not beat DCGAN" in to_markdown(generative_blocks(worse))
+    assert generative_blocks([("e", runs[-1][1])]) == []

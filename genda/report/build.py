@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from genda.io import atomic_path, write_text
+from genda.report.generative import generative_blocks
 from genda.report.render import Block, Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from genda.report.tables import (
     TableSummary,
@@ -313,6 +314,7 @@ def build_report(paths: list[Path], out: Path, title: str = "genda report") -> t
     ]
     for path, label in tables:
         builder.add_table(path, label, runs)
+    builder.blocks += generative_blocks([(r.label, r.metrics) for r in runs])
     if runs:
         builder.add_overview(runs)
     for run in runs:

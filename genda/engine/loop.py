@@ -188,6 +188,7 @@ def train(
         "seed": tc.seed,
         "steps": steps,
         "wall_time_s": round(wall, 2),
+        "precision": rt.precision,
         "source": cfg.data.source,
         **({"target": cfg.data.target} if cfg.data.target else {}),
         **metrics,

@@ -93,7 +93,13 @@ class Runtime:
     """One process's view of the run: its device, rank and the Fabric doing the plumbing."""
 
     def __init__(self, tc: TrainConfig) -> None:
+        import logging
+
         from lightning_fabric import Fabric
+
+        # Fabric announces its precision on every start ("Using bfloat16 AMP"); genda records
+        # the resolved precision in metrics.json instead, and keeps Fabric's warnings.
+        logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
 
         accel = resolve_device(tc.device)
         precision = auto_precision(accel) if tc.precision == "auto" else tc.precision

@@ -26,7 +26,7 @@ evaluation skipped. Peak RSS is measured in separate child processes, one per pi
 
     python benchmarks/pipeline.py                      # workers 2 and 0, 2 genda variants
     python benchmarks/pipeline.py --threads 1 --steps 30 --reps 7
-    python benchmarks/pipeline.py --variants default,channels_last,compile
+    python benchmarks/pipeline.py --variants default,contiguous,compile,bf16
 """
 
 from __future__ import annotations

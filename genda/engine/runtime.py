@@ -22,6 +22,7 @@ statistics of all processes.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -76,6 +77,10 @@ def check_compile(accel: str) -> None:
         )
 
 
+def _amp_notice(record: logging.LogRecord) -> bool:
+    return "Automatic Mixed Precision" not in record.getMessage()
+
+
 def auto_precision(accel: str) -> str:
     """bf16 autocast where the hardware multiplies bf16 natively: CUDA, and CPUs with AMX.
 
@@ -93,13 +98,14 @@ class Runtime:
     """One process's view of the run: its device, rank and the Fabric doing the plumbing."""
 
     def __init__(self, tc: TrainConfig) -> None:
-        import logging
-
         from lightning_fabric import Fabric
 
-        # Fabric announces its precision on every start ("Using bfloat16 AMP"); genda records
-        # the resolved precision in metrics.json instead, and keeps Fabric's warnings.
-        logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
+        # Fabric announces its precision on every start ("Using bfloat16 Automatic Mixed
+        # Precision"); genda records the resolved precision in metrics.json instead. Its other
+        # messages (distributed set-up, warnings) stay.
+        log = logging.getLogger("lightning_fabric.utilities.rank_zero")
+        if _amp_notice not in log.filters:
+            log.addFilter(_amp_notice)
 
         accel = resolve_device(tc.device)
         precision = auto_precision(accel) if tc.precision == "auto" else tc.precision

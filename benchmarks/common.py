@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -266,3 +267,23 @@ class GendaSteps:
 
             self.rt.reduce_mean(torch.stack(list(self.sums.values()))).tolist()
             self.sums = {}
+
+
+@contextmanager
+def evaluate_replaced(wrap: Callable[[Callable[..., dict]], Callable[..., dict]]) -> Iterator[None]:
+    """Run ``loop.train`` with every built method's ``evaluate`` replaced by ``wrap(evaluate)``
+    (benchmarks skip or trim evaluation that is on no clock they measure)."""
+    from genda.engine import loop
+
+    build = loop.build_method
+
+    def patched(cfg, info):
+        method = build(cfg, info)
+        method.evaluate = wrap(method.evaluate)
+        return method
+
+    loop.build_method = patched
+    try:
+        yield
+    finally:
+        loop.build_method = build

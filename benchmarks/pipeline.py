@@ -35,7 +35,6 @@ import argparse
 import csv
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -49,6 +48,7 @@ from common import (  # noqa: E402
     GendaSteps,
     bench_cache,
     emit_json,
+    evaluate_replaced,
     machine,
     median,
     peak_rss_mb,
@@ -231,25 +231,6 @@ class Genda(GendaSteps):
         super().__init__(cfg, data, total_steps, VARIANTS[variant][1])
 
 
-@contextmanager
-def no_final_evaluation():
-    """``loop.train`` without its test-set evaluation (not part of a training-step benchmark)."""
-    from genda.engine import loop
-
-    build = loop.build_method
-
-    def patched(cfg, info):
-        m = build(cfg, info)
-        m.evaluate = lambda *a, **k: {}
-        return m
-
-    loop.build_method = patched
-    try:
-        yield
-    finally:
-        loop.build_method = build
-
-
 # ------------------------------------------------------------------------ measuring
 
 
@@ -262,7 +243,7 @@ def end_to_end(kind: str, args, steps: int) -> dict:
 
         data = prepare(data_config(), 0)
         t_data = time.perf_counter() - t0
-        with no_final_evaluation():
+        with evaluate_replaced(lambda evaluate: lambda *a, **k: {}):
             train(genda_config(args.variant, args.batch_size, steps, args.threads), None, data=data)
         return {"total_s": time.perf_counter() - t0, "data_s": t_data}
     workers = int(kind.split("=")[1])

@@ -60,8 +60,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, emit_json, machine, table  # noqa: E402
+from common import REPO, emit_json, evaluate_replaced, machine, table  # noqa: E402
 from pipeline import SIZE, PngDigits, mnist_pngs, usps_pngs  # noqa: E402
 
 sys.path.insert(0, str(REPO))
@@ -228,26 +226,6 @@ def run_baseline(epochs: int, workers: int, batch: int, seed: int) -> Curve:
 # ---------------------------------------------------------------------------- genda
 
 
-@contextmanager
-def no_run_figures() -> Iterator[None]:
-    """Evaluate without the per-run t-SNE / confusion figures (minutes on no clock)."""
-    from genda.engine import loop
-
-    build = loop.build_method
-
-    def patched(cfg: Any, info: Any) -> Any:
-        method = build(cfg, info)
-        evaluate: Callable[..., dict[str, Any]] = method.evaluate
-        method.evaluate = lambda data, run_dir=None: evaluate(data, None)
-        return method
-
-    loop.build_method = patched
-    try:
-        yield
-    finally:
-        loop.build_method = build
-
-
 def run_genda(
     out: Path, steps: int, eval_every: int, threads: int, seed: int
 ) -> tuple[Curve, dict[str, Any]]:
@@ -292,7 +270,8 @@ def run_genda(
         flush=True,
     )
     t = time.perf_counter()
-    with no_run_figures():
+    # no per-run t-SNE / confusion figures: minutes on no clock
+    with evaluate_replaced(lambda evaluate: lambda data, run_dir=None: evaluate(data, None)):
         train(cfg, run_dir, data=data)
     call_s = time.perf_counter() - t
     with open(run_dir / "history.csv", newline="") as fh:

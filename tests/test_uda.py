@@ -39,23 +39,11 @@ def test_dann_schedules_match_paper():
 
 def test_uda_table_cli(tmp_path, capsys):
     out = tmp_path / "table"
-    rc = main(
-        [
-            "uda",
-            "table",
-            "--source",
-            "digits",
-            "--target",
-            "digits-m",
-            "--channels",
-            "3",
-            "--methods",
-            "source-only,dann,target-only",
-            "--out",
-            str(out),
-            *TINY,
-        ]
-    )
+    argv = [
+        *("uda", "table", "--source", "digits", "--target", "digits-m", "--channels", "3"),
+        *("--methods", "source-only,dann,target-only", "--out", str(out), *TINY),
+    ]
+    rc = main(argv)
     assert rc == 0
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert list(rows[0]) == ["method", "source", "target", "seed", "target_accuracy"]
@@ -73,26 +61,7 @@ def test_uda_table_cli(tmp_path, capsys):
     assert "discriminator" in (run / "config.yaml").read_text() or (run / "config.yaml").exists()
     # re-running the same table reuses finished cells instead of retraining them
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "uda",
-                "table",
-                "--source",
-                "digits",
-                "--target",
-                "digits-m",
-                "--channels",
-                "3",
-                "--methods",
-                "source-only,dann,target-only",
-                "--out",
-                str(out),
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    assert main(argv) == 0
     assert "Trained on source" in capsys.readouterr().out
 
 

@@ -100,10 +100,12 @@ def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
     if done.is_file():
         metrics = json.loads(done.read_text())
         had = yaml.safe_load((run / "config.yaml").read_text())
+        keys = [("train", "steps"), ("train", "batch_size"), ("data", "limit")]
+        keys += [("hparams", key) for key in raw.get("hparams", {})]
         differ = [
-            f"{section}.{key} {had[section][key]} (asked {raw[section][key]})"
-            for section, key in (("train", "steps"), ("train", "batch_size"), ("data", "limit"))
-            if had[section][key] != raw[section][key]
+            f"{section}.{key} {had[section].get(key)} (asked {raw[section][key]})"
+            for section, key in keys
+            if had[section].get(key) != raw[section][key]
         ]
         note = f"; differs: {', '.join(differ)}; delete {run} to retrain" if differ else ""
         print(f"{name}: reusing {run}, trained {metrics['steps']} steps{note}", flush=True)
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attribute", default="Smiling", help="ACGAN's binary attribute")
     p.add_argument("--steps", type=int, default=5000, help="training steps per model (GPU budget)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--width", type=int, default=0, help="hparams.width of every model (0: each one's default)"
+    )
     p.add_argument("--samples", type=int, default=1000, help="generated images scored per model")
     p.add_argument("--evaluator-steps", type=int, default=1000, help="evaluation classifier steps")
     p.add_argument("--device", default="auto")
@@ -229,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 "log_every": max(1, min(100, args.steps)),
                 "ckpt_every": 0 if args.smoke else 1000,
             },
+            **({"hparams": {"width": args.width}} if args.width else {}),
         }
         trained = train_or_reuse(name, run, raw)
         batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
@@ -331,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             }
 
     print(
-        f"\n{spec} (<data>), 64 px RGB, batch {args.batch_size}, seed {args.seed}, {device}, "
+        f"\n{spec} (<data>), 64 px RGB, batch {args.batch_size}, "
+        f"width {args.width or 'default'}, seed {args.seed}, {device}, "
         f"{args.samples} samples per model{' [SMOKE: numbers meaningless]' if args.smoke else ''}"
     )
     print(machine())
@@ -371,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "channels": 3,
         "steps": args.steps,
         "batch_size": args.batch_size,
+        "width": args.width or None,
         "samples": args.samples,
         "evaluator_steps": args.evaluator_steps,
         "seed": args.seed,

@@ -39,11 +39,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,28 +67,6 @@ def data_missing(spec: str) -> Path | None:
     return None if path.exists() else path
 
 
-@contextmanager
-def scratch_cache(root: Path | None) -> Iterator[None]:
-    """Point genda's caches (data, evaluators) at ``root`` for the block (``None``: unchanged).
-
-    :func:`evaluate_run` trains or loads its evaluator from the shared cache and takes no
-    cache folder, so a smoke run's under-trained evaluators are kept out of the shared cache
-    this way (``ddpm_quality.py`` passes ``cache_root`` to ``get_evaluator`` instead).
-    """
-    old = os.environ.get("GENDA_CACHE")
-    if root is None or (old or "").lower() in ("off", "0", "none"):
-        yield
-        return
-    os.environ["GENDA_CACHE"] = str(root)
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["GENDA_CACHE"]
-        else:
-            os.environ["GENDA_CACHE"] = old
-
-
 def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
     """Train ``raw`` into ``run``, resume it, or reuse it when finished; its metrics.json."""
     from genda.engine.loop import resolve_config, train
@@ -113,45 +88,6 @@ def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
     resume = (run / "checkpoints" / "last.pt").is_file()
     print(f"{name}: {'resuming' if resume else 'training'} {run}", flush=True)
     return train(resolve_config(raw), run, resume=resume)
-
-
-def acgan_pairs(
-    run: Path, n_pairs: int, seed: int, device: str, evaluator_steps: int
-) -> dict[str, Any]:
-    """Attribute accuracy of ``n_pairs`` same-noise pairs (attribute 0 / 1) of an ACGAN run.
-
-    Every image of both values counts: ``accuracy`` is over ``2 * n_pairs`` images, with the
-    per-value rates and the share of pairs whose both images are right. The evaluator is the
-    one :func:`evaluate_run` used (same spec, attribute, size, steps: a cache hit).
-    """
-    from genda.engine.loop import load_method
-    from genda.metrics.evaluator import get_evaluator
-    from genda.metrics.generative import classifier_accuracy
-
-    cfg, method = load_method(run, device)
-    if method.info.num_classes != 2:
-        raise SystemExit(f"{run}: acgan is not conditioned on a binary attribute")
-    dc = cfg.data
-    evaluator = get_evaluator(
-        dc.source, dc.attribute, dc.size, dc.channels, steps=evaluator_steps, device=device
-    )
-    noise = torch.randn(n_pairs, method.hp.nz, generator=torch.Generator().manual_seed(seed))
-    off, on = method.sample_pairs(n_pairs, (0, 1), noise=noise)
-    zeros = torch.zeros(n_pairs, dtype=torch.long)
-    ones = torch.ones(n_pairs, dtype=torch.long)
-    images, labels = torch.cat([off.cpu(), on.cpu()]), torch.cat([zeros, ones])
-    both = (evaluator.predict(off.cpu()) == 0) & (evaluator.predict(on.cpu()) == 1)
-    return {
-        "attribute": dc.attribute,
-        "pairs": n_pairs,
-        "images": 2 * n_pairs,
-        "accuracy": classifier_accuracy(images, labels, evaluator),
-        "accuracy_off": classifier_accuracy(off, zeros, evaluator),
-        "accuracy_on": classifier_accuracy(on, ones, evaluator),
-        "pairs_both_correct": round(100 * float(both.float().mean()), 2),
-        "evaluator": evaluator.name,
-        "evaluator_val_accuracy": evaluator.test_accuracy,
-    }
 
 
 def fmt(x: float | None, spec: str = ".1f") -> str:
@@ -210,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     # A smoke run's under-trained evaluators stay out of the shared cache.
     cache = out / "cache" if args.smoke else None
+    pair_keys = ("pair_accuracy", "pair_accuracy_off", "pair_accuracy_on", "pairs_both_correct")
 
     rows: list[dict[str, Any]] = []
     for name in methods:
@@ -239,21 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         trained = train_or_reuse(name, run, raw)
         batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
         t0 = time.perf_counter()
-        with scratch_cache(cache):
-            scores = evaluate_run(
-                run,
-                n=args.samples,
-                seed=args.seed,
-                device=device,
-                evaluator_steps=args.evaluator_steps,
-                max_real=max_real,
-                verbose=True,
-            )
-            pairs = (
-                acgan_pairs(run, args.samples // 2 or 1, args.seed, device, args.evaluator_steps)
-                if name == "acgan"
-                else None
-            )
+        scores = evaluate_run(
+            run,
+            n=args.samples,
+            seed=args.seed,
+            device=device,
+            evaluator_steps=args.evaluator_steps,
+            max_real=max_real,
+            verbose=True,
+            cache_root=cache,
+        )
         row = {
             "method": name,
             "steps": trained["steps"],
@@ -278,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "recon_mse": trained.get("recon_mse"),
             "kl": trained.get("kl"),
             "aux_test_accuracy": trained.get("aux_test_accuracy"),
-            "pairs": pairs,
+            "pairs": {k: scores[k] for k in (*pair_keys, "pair_n")} if "pair_n" in scores else None,
             "figures": {k: str(run / v) for k, v in trained.get("figures", {}).items()},
             "run": str(run),
         }
@@ -314,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 fmt(r["face_detection_rate_real"]),
                 f"{fmt(r['fid'], '.2f')} ({fmt(r['fid_real_test'], '.2f')})",
                 (r["fid_extractor"] or "n/a").replace(spec, "<data>"),
-                "" if pr is None else f"{pr['accuracy']:.1f} ({pr['evaluator_val_accuracy']:.1f})",
+                "" if pr is None else f"{pr['pair_accuracy']:.1f} ({r['evaluator_accuracy']:.1f})",
                 "" if r["recon_mse"] is None else f"{r['recon_mse']:.5f}",
             ]
         )
@@ -329,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 "met": v >= TARGET,
             }
         if r["pairs"] is not None:
-            v = r["pairs"]["accuracy"]
+            v = r["pairs"]["pair_accuracy"]
             verdicts["acgan"] = {
                 "metric": "pair_attribute_accuracy",
                 "value": v,
@@ -352,13 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in rows:
         if r["pairs"] is not None:
-            pr = r["pairs"]
+            pr, a = r["pairs"], args.attribute
             print(
-                f"acgan {pr['attribute']} pairs (same noise, {pr['attribute']}=0 / =1): "
-                f"{pr['accuracy']:.1f}% of {pr['images']} images judged right "
-                f"(=0: {pr['accuracy_off']:.1f}%, =1: {pr['accuracy_on']:.1f}%, both images of a "
-                f"pair: {pr['pairs_both_correct']:.1f}%) by {pr['evaluator']} "
-                f"({pr['evaluator_val_accuracy']:.1f}% on real validation faces); independent "
+                f"acgan {a} pairs (same noise, {a}=0 / =1): "
+                f"{pr['pair_accuracy']:.1f}% of {2 * pr['pair_n']} images judged right "
+                f"(=0: {pr['pair_accuracy_off']:.1f}%, =1: {pr['pair_accuracy_on']:.1f}%, both "
+                f"images of a pair: {pr['pairs_both_correct']:.1f}%) by {r['evaluator']} "
+                f"({r['evaluator_accuracy']:.1f}% on real validation faces); independent "
                 f"samples: {fmt(r['classifier_accuracy'])}%"
             )
     for name, v in verdicts.items():

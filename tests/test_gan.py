@@ -258,6 +258,34 @@ def test_acgan_on_attribute_makes_pairs(tmp_path: Path) -> None:
         m.sample(1, torch.tensor([2]))
 
 
+def test_eval_scores_same_noise_pairs_of_an_attribute_model(tmp_path: Path) -> None:
+    """``evaluate_run`` on an ACGAN conditioned on a CSV attribute adds the pair scores, and
+    ``cache_root`` keeps its evaluator out of genda's shared cache."""
+    from PIL import Image
+
+    from genda.engine.generate import evaluate_run
+
+    root, g = tmp_path / "faces", torch.Generator().manual_seed(0)
+    for split, n in (("train", 16), ("val", 8)):
+        (root / split).mkdir(parents=True)
+        rows = ["image_name,Smiling,Male"]
+        for i in range(n):
+            pixels = torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8)
+            Image.fromarray(pixels.numpy()).save(root / split / f"{i}.png")
+            rows.append(f"{i}.png,{i % 2},{i // 2 % 2}")
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    data = {"source": f"course:{root}", "size": 32, "channels": 3, "attribute": "Smiling"}
+    run = tmp_path / "run"
+    train(config("acgan", steps=2, data={**data, "limit": 0}), run)
+    scores = evaluate_run(run, n=9, evaluator_steps=3, cache_root=tmp_path / "cache")
+    assert scores["pair_n"] == 4
+    for key in ("pair_accuracy", "pair_accuracy_off", "pair_accuracy_on", "pairs_both_correct"):
+        assert 0 <= scores[key] <= 100
+    assert scores["pair_accuracy"] == (scores["pair_accuracy_off"] + scores["pair_accuracy_on"]) / 2
+    assert list((tmp_path / "cache").glob("*.pt")), "evaluator not kept in cache_root"
+    assert json.loads((run / "metrics.json").read_text())["pair_n"] == 4
+
+
 def test_unknown_attribute_lists_valid_ones() -> None:
     cfg = config(
         "acgan", data={"source": "faces", "size": 32, "channels": 3, "attribute": "Smilling"}

@@ -228,6 +228,19 @@ def test_cli_sample_rejects_bad_options(tiny_run: Path, tmp_path: Path, capsys) 
     assert "not empty" in capsys.readouterr().err
 
 
+def test_pair_accuracy_counts_both_halves(evaluator, digits) -> None:
+    """Digits 0 and 1 stand in for an attribute off and on."""
+    x, y = digits.test.images, digits.test.labels
+    zeros, ones = x[y == 0][:20], x[y == 1][:20]
+    right = gm.pair_accuracy(zeros, ones, evaluator)
+    assert (
+        right["pair_n"] == 20 and right["pair_accuracy"] > 90 and right["pairs_both_correct"] > 80
+    )
+    assert gm.pair_accuracy(ones, zeros, evaluator)["pair_accuracy"] < 10
+    same = gm.pair_accuracy(zeros, zeros, evaluator)  # the condition changes nothing
+    assert 40 <= same["pair_accuracy"] <= 60 and same["pairs_both_correct"] < 10
+
+
 def test_options_a_model_does_not_take_are_rejected() -> None:
     from genda.engine.generate import check_options
 

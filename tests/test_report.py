@@ -292,12 +292,27 @@ def test_generative_section_compares_like_with_like() -> None:
             },
         ),
         ("e", {"method": "dann", "target_accuracy": 90.0}),  # not generative: left out
+        (
+            "f",
+            {
+                "method": "acgan",
+                "fid": 5.0,
+                "pair_n": 500,
+                "pair_accuracy": 91.3,
+                "pair_accuracy_off": 95.0,
+                "pair_accuracy_on": 87.6,
+                "pairs_both_correct": 83.2,
+                **common,
+            },
+        ),
     ]
     md = to_markdown(generative_blocks(runs))
     assert "The improved GAN beats DCGAN on digits at 1000 steps: FID 11.80 vs 13.90" in md
     assert md.count("beats DCGAN") == 1  # the 2000-step run has no DCGAN to compare with
     assert "97.5% of its samples" in md and "99.7% on real test images" in md
     assert "| e |" not in md
+    assert "in 500 pairs drawn from the same noise" in md and "judges 91.3% of the images" in md
+    assert "both images right in 83.2% of pairs" in md
     worse = [("a", {"method": "dcgan", "fid": 9.0, **common}), ("b", runs[1][1])]
     assert "does not beat DCGAN" in to_markdown(generative_blocks(worse))
-    assert generative_blocks([("e", runs[-1][1])]) == []
+    assert generative_blocks([("e", runs[4][1])]) == []

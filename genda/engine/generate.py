@@ -181,6 +181,17 @@ def _is_face_data(spec: str, info) -> bool:
     return bool(info.attr_names) or any(w in spec.lower() for w in ("celeba", "face"))
 
 
+@torch.no_grad()
+def _score_pairs(method, n_pairs: int, seed: int, evaluator) -> dict[str, Any]:
+    """:func:`~genda.metrics.generative.pair_accuracy` of ``n_pairs`` pairs drawn from noise
+    seeded with ``seed`` (reproducible, independent of the global RNG)."""
+    from genda.metrics.generative import pair_accuracy
+
+    noise = torch.randn(n_pairs, method.hp.nz, generator=torch.Generator().manual_seed(seed))
+    off, on = method.sample_pairs(n_pairs, (0, 1), noise=noise)
+    return pair_accuracy(off.cpu(), on.cpu(), evaluator)
+
+
 def evaluate_run(
     run_dir: str | Path,
     n: int = 1000,
@@ -190,6 +201,7 @@ def evaluate_run(
     evaluator_steps: int = 1000,
     max_real: int = 10000,
     verbose: bool = False,
+    cache_root: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Sample ``n`` images from a run, score them, merge the scores into ``metrics.json``.
@@ -201,7 +213,10 @@ def evaluate_run(
     same real train images: the floor an ideal model would reach with this many images),
     ``inception_score`` (+ ``_std``) and ``inception_score_real``, ``classifier_accuracy`` of
     conditional samples with ``evaluator_accuracy`` (the classifier on real test images),
-    ``face_detection_rate`` with ``face_detection_rate_real`` for 64-px RGB face data.
+    ``face_detection_rate`` with ``face_detection_rate_real`` for 64-px RGB face data, and for
+    a model conditioned on a binary attribute the :func:`~genda.metrics.generative.pair_accuracy`
+    scores of ``n // 2`` same-noise pairs (attribute off / on). ``cache_root`` keeps the
+    evaluation classifiers somewhere other than genda's cache (e.g. a smoke run's).
     """
     from genda.data.prepare import prepare
     from genda.engine.loop import load_method
@@ -251,6 +266,7 @@ def evaluate_run(
             dc.channels,
             steps=evaluator_steps,
             device=dev,
+            cache_root=Path(cache_root) if cache_root is not None else None,
             verbose=verbose,
         )
         out["evaluator_accuracy"] = evaluator.test_accuracy
@@ -268,6 +284,8 @@ def evaluate_run(
         out["inception_score_real"] = round(gm.inception_score(real_test, ex.inception)[0], 4)
     if labels is not None and evaluator is not None and evaluator.mode != "attributes":
         out["classifier_accuracy"] = gm.classifier_accuracy(fake, labels, evaluator)
+        if dc.attribute and hasattr(method, "sample_pairs") and n >= 2:
+            out.update(_score_pairs(method, n // 2, seed, evaluator))
     if _is_face_data(dc.source, method.info):
         from genda.metrics.faces import DEFAULT_PARAMS, face_detection_rate
 

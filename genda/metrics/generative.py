@@ -183,3 +183,29 @@ def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, evaluator) -
         raise ValueError("classifier accuracy needs a class or single-attribute evaluator")
     pred = evaluator.predict(to_uint8(images))
     return round(100 * float((pred == labels.cpu().long()).float().mean()), 2)
+
+
+@torch.no_grad()
+def pair_accuracy(off: torch.Tensor, on: torch.Tensor, evaluator) -> dict[str, float]:
+    """Scores of same-noise pairs generated with a binary attribute off (0) and on (1).
+
+    Why pairs: independent samples can satisfy the attribute by drawing a different face; a
+    pair that shares its noise shows that the condition itself flips the attribute. Every
+    image counts (``pair_accuracy`` is over both halves); ``pairs_both_correct`` is the share
+    of pairs whose two images are both judged as asked.
+    """
+    if evaluator.mode == "attributes":
+        raise ValueError("pair accuracy needs a single-attribute evaluator")
+    ok_off = evaluator.predict(to_uint8(off)) == 0
+    ok_on = evaluator.predict(to_uint8(on)) == 1
+
+    def pct(ok: torch.Tensor) -> float:
+        return round(100 * float(ok.float().mean()), 2)
+
+    return {
+        "pair_accuracy": pct(torch.cat([ok_off, ok_on])),
+        "pair_accuracy_off": pct(ok_off),
+        "pair_accuracy_on": pct(ok_on),
+        "pairs_both_correct": pct(ok_off & ok_on),
+        "pair_n": len(off),
+    }

@@ -86,6 +86,14 @@ def _observe(label: str, m: Mapping[str, Any]) -> list[str]:
             f"the class they were asked for by the evaluation classifier, which scores "
             f"{_num(m.get('evaluator_accuracy'), '.1f')}% on real test images."
         )
+    if m.get("pair_accuracy") is not None:
+        found.append(
+            f"{name} ({label}): in {m['pair_n']} pairs drawn from the same noise with the "
+            f"attribute off and on, the evaluation classifier judges {m['pair_accuracy']:.1f}% "
+            f"of the images as asked (off {m['pair_accuracy_off']:.1f}%, on "
+            f"{m['pair_accuracy_on']:.1f}%) and both images right in "
+            f"{m['pairs_both_correct']:.1f}% of pairs."
+        )
     if m.get("face_detection_rate") is not None:
         found.append(
             f"{name} ({label}): the Haar-cascade detector finds a face in "

@@ -171,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                 "log_every": max(1, min(100, args.steps)),
                 "ckpt_every": 0 if args.smoke else 1000,
             },
-            **({"hparams": {"width": args.width}} if args.width else {}),
         }
+        hparams = {"width": args.width} if args.width else {}
+        if name == "vae":  # its latent t-SNE coloured by the attribute ACGAN conditions on
+            hparams["tsne_attribute"] = args.attribute
+        if hparams:
+            raw["hparams"] = hparams
         trained = train_or_reuse(name, run, raw)
         batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
         t0 = time.perf_counter()

@@ -24,14 +24,15 @@ merges them into the run's ``metrics.json``). The classifier-FID extractor depen
 model: DCGAN/GAN/VAE are scored with the 40-attribute evaluator, ACGAN with its ``Smiling``
 evaluator, so FIDs compare only between rows with the same extractor (the table names it).
 
-Budget: the default of 5,000 steps at batch 64 (~46 epochs of the 7,000 training faces) is
-meant for a GPU (minutes per model); on a CPU pass a smaller ``--steps`` and expect the
-targets to be missed. Runs live in ``OUT/<method>/``: a finished run (``metrics.json``) is
+Budget: the default of 5,000 steps at batch 64 (~46 epochs of the 7,000 training faces) at
+the standard width 64 is meant for a GPU (minutes per model). On a 2-core CPU,
+``--width 32 --steps 3000`` (10-12 min per GAN on one core) meets the improved GAN's and
+ACGAN's targets; DCGAN needs 6,000 steps there (benchmarks/README.md has the figures). Runs live in ``OUT/<method>/``: a finished run (``metrics.json``) is
 reused and only re-scored, an interrupted one resumes from ``checkpoints/last.pt``.
 Results go to ``OUT/faces.json`` and a ``RESULT`` JSON line.
 
     .venv/bin/python benchmarks/faces.py                                   # GPU, 5,000 steps
-    .venv/bin/python benchmarks/faces.py --steps 500 --threads 1           # CPU, short
+    .venv/bin/python benchmarks/faces.py --width 32 --steps 3000 --threads 1   # CPU
     .venv/bin/python benchmarks/faces.py --smoke --threads 1 --out /tmp/bench_faces_smoke
 """
 

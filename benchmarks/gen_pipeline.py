@@ -33,9 +33,12 @@ Pipelines (same networks, same initial weights, same optimisers, losses and upda
 - **genda**: the real ``Runtime`` (Lightning Fabric) and ``Stream`` of in-memory uint8 batches
   and ``method.train_step``, with the loop's scalar accumulation (``common.GendaSteps``). Two
   rows by default: ``auto`` (genda's defaults: ``train.precision=auto`` is bf16 autocast on
-  CPUs with AMX) and ``fp32`` (``train.precision=32-true``, the same precision as the
-  baseline: the like-for-like comparison the goal is judged on). A variant that resolves to
-  the same settings as an earlier one (``auto`` on a CPU without AMX) is not run twice.
+  CPUs with AMX; the GANs also default to ``train.channels_last``) and ``fp32``
+  (``train.precision=32-true``, the same precision as the baseline: the like-for-like
+  comparison the goal is judged on). ``--variants`` adds ``bf16``, ``channels_last``,
+  ``fp32+channels_last``, ``contiguous`` and ``fp32+contiguous`` (memory format forced on or
+  off). A variant that resolves to the same settings as an earlier one (``auto`` on a CPU
+  without AMX) is not run twice.
 
 Steady state: after ``--warmup`` steps of each, blocks of ``--steps`` steps of every
 pipeline are timed in turn, ``--reps`` times (the order alternating), and medians (min-max)
@@ -99,6 +102,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bf16": {"precision": "bf16-mixed"},
     "fp32+channels_last": {"precision": "32-true", "channels_last": True},
     "channels_last": {"channels_last": True},
+    "contiguous": {"channels_last": False},
+    "fp32+contiguous": {"precision": "32-true", "channels_last": False},
 }
 # per model: default timed steps per block, default batch, smoke batch
 STEPS = {"dcgan": 10, "ddpm": 5}

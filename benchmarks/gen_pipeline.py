@@ -33,7 +33,8 @@ Pipelines (same networks, same initial weights, same optimisers, losses and upda
 - **genda**: the real ``Runtime`` (Lightning Fabric) and ``Stream`` of in-memory uint8 batches
   and ``method.train_step``, with the loop's scalar accumulation (``common.GendaSteps``). Two
   rows by default: ``auto`` (genda's defaults: ``train.precision=auto`` is bf16 autocast on
-  CPUs with AMX; the GANs also default to ``train.channels_last``) and ``fp32``
+  CPUs with AMX; the GANs also default to ``train.channels_last``, the DDPM to it in fp32
+  only) and ``fp32``
   (``train.precision=32-true``, the same precision as the baseline: the like-for-like
   comparison the goal is judged on). ``--variants`` adds ``bf16``, ``channels_last``,
   ``fp32+channels_last``, ``contiguous`` and ``fp32+contiguous`` (memory format forced on or
@@ -175,11 +176,11 @@ def genda_config(model: str, variant: str, args: argparse.Namespace, total_steps
 
 def resolved(cfg) -> tuple[str, bool]:
     """(precision, channels_last) a config trains with on this machine."""
-    from genda.engine.runtime import auto_precision, resolve_device
+    from genda.engine.runtime import auto_precision, resolve_channels_last, resolve_device
 
     tc = cfg.train
     prec = auto_precision(resolve_device(tc.device)) if tc.precision == "auto" else tc.precision
-    return prec, tc.channels_last
+    return prec, resolve_channels_last(tc.channels_last, prec)
 
 
 def batch_size(model: str, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,6 +50,26 @@ def test_unknown_section_lists_the_sections() -> None:
         ConfigError, match=r"unknown config key 'trian'; valid keys: method, name, data, train"
     ):
         from_dict(ExperimentConfig, {"trian": {}})
+
+
+def test_channels_last_fp32_follows_the_precision() -> None:
+    from genda.engine.runtime import Runtime, resolve_channels_last
+
+    assert resolve_channels_last("fp32", "32-true") and not resolve_channels_last(
+        "fp32", "bf16-mixed"
+    )
+    assert resolve_channels_last(True, "bf16-mixed") and not resolve_channels_last(False, "32-true")
+    assert from_dict(ExperimentConfig, {"train": {"channels_last": "true"}}).train.channels_last
+    with pytest.raises(
+        ConfigError,
+        match=r"train\.channels_last: invalid value 'maybe'; valid choices: true, false, fp32",
+    ):
+        from_dict(ExperimentConfig, {"train": {"channels_last": "maybe"}})
+    tc = resolve_config({"method": "ddpm"}).train
+    assert tc.channels_last == "fp32"  # the DDPM's default
+    for precision, expected in (("32-true", True), ("bf16-mixed", False)):
+        rt = Runtime(dataclasses.replace(tc, device="cpu", precision=precision))
+        assert rt.channels_last is expected
 
 
 def test_bad_choice_lists_the_choices() -> None:

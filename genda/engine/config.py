@@ -62,7 +62,11 @@ class TrainConfig:
     devices: int = bounded(1, 1, 1024, "data-parallel processes (Lightning Fabric DDP)")
     num_nodes: int = bounded(1, 1, 4096)
     deterministic: bool = False
-    channels_last: bool = False
+    channels_last: bool | str = choice(
+        False,
+        [True, False, "fp32"],
+        "channels_last memory format; fp32 = only when training in 32-true precision",
+    )
     sync_batchnorm: bool = False  # CUDA DDP only: BatchNorm statistics over all ranks
     compile: bool = False
     threads: int = bounded(0, 0, 256, "torch CPU threads; 0 = torch default")
@@ -154,7 +158,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(
                 f"{key}: invalid value {value!r}; valid choices: "
-                f"{', '.join(map(str, meta['choices']))}"
+                f"{', '.join(str(c).lower() if isinstance(c, bool) else str(c) for c in meta['choices'])}"
             )
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):

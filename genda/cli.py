@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genda.engine.config import ConfigError, load_yaml, merge, parse_overrides
+from genda.engine.config import ConfigError, format_choices, load_yaml, merge, parse_overrides
 
 
 def _common_train_args(p: argparse.ArgumentParser) -> None:
@@ -292,11 +292,8 @@ def cmd_methods(args: argparse.Namespace) -> None:
         cls = get_method(name)
         print(f"{name} ({cls.kind})")
         for f in dataclasses.fields(cls.Hparams):
-            extra = (
-                f"  choices: {', '.join(map(str, f.metadata['choices']))}"
-                if "choices" in f.metadata
-                else ""
-            )
+            choices = f.metadata.get("choices")
+            extra = f"  choices: {format_choices(choices)}" if choices else ""
             print(f"    hparams.{f.name} = {f.default!r}{extra}")
 
 

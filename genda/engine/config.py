@@ -27,6 +27,11 @@ def choice(default: Any, choices: list[Any], help: str = "") -> Any:
     return field(default=default, metadata={"choices": choices, "help": help})
 
 
+def format_choices(choices: list[Any]) -> str:
+    """``choices`` as a user types them in YAML or ``--set`` (booleans as true/false)."""
+    return ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
+
+
 def bounded(default: Any, lo: float | None = None, hi: float | None = None, help: str = "") -> Any:
     """A numeric field restricted to ``[lo, hi]``."""
     return field(default=default, metadata={"min": lo, "max": hi, "help": help})
@@ -157,8 +162,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         meta = fields[name].metadata
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(
-                f"{key}: invalid value {value!r}; valid choices: "
-                f"{', '.join(str(c).lower() if isinstance(c, bool) else str(c) for c in meta['choices'])}"
+                f"{key}: invalid value {value!r}; valid choices: {format_choices(meta['choices'])}"
             )
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):

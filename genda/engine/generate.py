@@ -266,7 +266,7 @@ def evaluate_run(
             dc.channels,
             steps=evaluator_steps,
             device=dev,
-            cache_root=Path(cache_root) if cache_root is not None else None,
+            cache_root=cache_root,
             verbose=verbose,
         )
         out["evaluator_accuracy"] = evaluator.test_accuracy

@@ -257,7 +257,7 @@ def get_evaluator(
     steps: int = 1000,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    cache_root: Path | None = None,
+    cache_root: str | Path | None = None,
     verbose: bool = False,
 ) -> EvalClassifier:
     """The evaluation classifier for real data ``spec`` at ``size``/``channels``: from the cache,

@@ -6,6 +6,7 @@ compares in the same process, interleaved, several times, and reports medians.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -21,6 +22,28 @@ from typing import Any, Protocol
 REPO = Path(__file__).resolve().parents[1]
 # The real data sets beside the checkout (never copied into the repository).
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def add_run_args(p: argparse.ArgumentParser, threads_help: str = "torch CPU threads") -> None:
+    """``--device``, ``--threads`` and ``--seed``: how the training benchmarks (faces,
+    gan_quality, ddpm_quality) run their engine runs; :func:`train_section` passes them on."""
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help=f"{threads_help} (0 = default)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def train_section(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """The ``train`` config section of a training benchmark's runs: ``--steps``,
+    ``--batch-size`` and the :func:`add_run_args` options, plus the script's own ``extra``
+    settings (progress, logging and checkpoint intervals)."""
+    return {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        **extra,
+    }
 
 
 def shared_data() -> Path:

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_run_args, train_section  # noqa: E402
 
 
 def _label(row: dict) -> str:
@@ -45,9 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--n-per-class", type=int, default=50, help="generated images per class and sampler"
     )
     p.add_argument("--evaluator-steps", type=int, default=1000)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--seed", type=int, default=0)
+    add_run_args(p)
     p.add_argument("--out", default="runs/bench_ddpm")
     p.add_argument("--smoke", action="store_true", help="tiny everything: checks the script runs")
     args = p.parse_args(argv)
@@ -80,16 +82,12 @@ def main(argv: list[str] | None = None) -> dict:
                     "channels": channels,
                     **({"limit": 256} if args.smoke else {}),
                 },
-                "train": {
-                    "steps": args.steps,
-                    "batch_size": args.batch_size,
-                    "seed": args.seed,
-                    "device": args.device,
-                    "threads": args.threads,
-                    "log_every": 5 if args.smoke else 100,
-                    "progress": not args.smoke,
-                    "ckpt_every": 0 if args.smoke else 1000,
-                },
+                "train": train_section(
+                    args,
+                    log_every=5 if args.smoke else 100,
+                    progress=not args.smoke,
+                    ckpt_every=0 if args.smoke else 1000,
+                ),
                 "hparams": {
                     "width": args.width,
                     "timesteps": args.timesteps,

@@ -49,7 +49,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, emit_json, machine, table  # noqa: E402
+from common import REPO, add_run_args, emit_json, machine, table, train_section  # noqa: E402
 
 TARGET = 90.0  # percent, every target of the issue
 METHODS = ("dcgan", "gan", "acgan", "vae")
@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--samples", type=int, default=1000, help="generated images scored per model")
     p.add_argument("--evaluator-steps", type=int, default=1000, help="evaluation classifier steps")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV CPU threads (0 = default)")
-    p.add_argument("--seed", type=int, default=0)
+    add_run_args(p, threads_help="torch/OpenCV CPU threads")
     p.add_argument("--out", default="runs/bench_faces")
     p.add_argument("--smoke", action="store_true", help="tiny everything: checks the wiring only")
     args = p.parse_args(argv)
@@ -162,16 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                 "limit": limit,
                 **({"attribute": args.attribute} if name == "acgan" else {}),
             },
-            "train": {
-                "steps": args.steps,
-                "batch_size": args.batch_size,
-                "seed": args.seed,
-                "device": args.device,
-                "threads": args.threads,
-                "progress": not args.smoke,
-                "log_every": max(1, min(100, args.steps)),
-                "ckpt_every": 0 if args.smoke else 1000,
-            },
+            "train": train_section(
+                args,
+                progress=not args.smoke,
+                log_every=max(1, min(100, args.steps)),
+                ckpt_every=0 if args.smoke else 1000,
+            ),
         }
         hparams = {"width": args.width} if args.width else {}
         if name == "vae":  # its latent t-SNE coloured by the attribute ACGAN conditions on

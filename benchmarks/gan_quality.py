@@ -24,6 +24,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_run_args, train_section  # noqa: E402
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,11 +36,9 @@ def main() -> int:
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=2000, help="generated images per score")
     p.add_argument("--eval-steps", type=int, default=1000, help="evaluation classifier steps")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    add_run_args(p)
     p.add_argument("--out", help="folder for the run directories (default: a temporary one)")
     args = p.parse_args()
 
@@ -54,16 +55,9 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     base = {
         "data": {"source": args.data, "size": args.size, "channels": args.channels},
-        "train": {
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "device": args.device,
-            "threads": args.threads,
-            "progress": False,
-            "ckpt_every": 0,
-            "log_every": max(1, min(100, args.steps)),
-        },
+        "train": train_section(
+            args, progress=False, ckpt_every=0, log_every=max(1, min(100, args.steps))
+        ),
     }
     data = prepare(resolve_config({"method": "dcgan", **base}).data, args.seed)  # shared by all
     evaluator = get_evaluator(

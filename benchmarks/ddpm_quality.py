@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
 
     from genda.data.prepare import prepare
-    from genda.engine.config import DataConfig
+    from genda.config import DataConfig
     from genda.engine.generate import generate
     from genda.engine.loop import load_method, resolve_config, train
     from genda.engine.runtime import resolve_device

@@ -131,7 +131,7 @@ def missing_data(model: str) -> str | None:
 
 
 def data_config(model: str):
-    from genda.engine.config import DataConfig
+    from genda.config import DataConfig
 
     if model == "dcgan":
         return DataConfig(source=f"course:{faces_dir()}", size=64, channels=3)

@@ -106,7 +106,7 @@ def usps_pngs() -> Path:
 
 
 def data_config():
-    from genda.engine.config import DataConfig
+    from genda.config import DataConfig
 
     return DataConfig(
         source=f"mnist:{shared_data() / 'mnist'}",

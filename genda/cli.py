@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genda.engine.config import ConfigError, format_choices, load_yaml, merge, parse_overrides
+from genda.config import ConfigError, format_choices, load_yaml, merge, parse_overrides
+from genda.errors import GendaError
 
 
 def _common_train_args(p: argparse.ArgumentParser) -> None:
@@ -298,14 +299,16 @@ def cmd_methods(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genda.data.domain import DataError
-    from genda.engine.checkpoint import CheckpointError
-
+    """Run one subcommand. Every user-facing failure is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DataError, CheckpointError) as e:
+    except GendaError as e:
         print(f"genda: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file genda was pointed at cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"genda: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     return 0
 

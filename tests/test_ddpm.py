@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from genda.config import ConfigError
 from genda.data.prepare import DataInfo, prepare
-from genda.engine.config import ConfigError
 from genda.engine.loop import build_method, resolve_config, train
 from genda.methods.ddpm import DDPM
 from genda.methods.schedulers import DDIMScheduler, DDPMScheduler, linear_betas

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import torch
 
+from genda.config import ConfigError
 from genda.data.domain import DataError, Dataset, Domain
 from genda.data.prepare import DataInfo, ExperimentData, prepare
 from genda.engine.checkpoint import CheckpointError
-from genda.engine.config import ConfigError
 from genda.engine.loop import build_method, load_method, resolve_config, train
 from genda.nets import gan as nets
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from genda.cli import main
+from genda.config import ConfigError
 from genda.data import load_dataset
-from genda.engine.config import ConfigError
 from genda.metrics import generative as gm
 from genda.metrics.evaluator import get_evaluator
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genda.cli import main
-from genda.engine.config import ConfigError
+from genda.config import ConfigError
 from genda.engine.loop import resolve_config, train
 from genda.methods.losses import dann_lambda, dann_lr, grad_reverse
 

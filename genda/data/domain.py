@@ -12,9 +12,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file and what was expected."""
+from genda.errors import DataError
 
 
 @dataclass

@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 import struct
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +28,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from genda.data.domain import DataError, Dataset, Domain
+from genda.data.domain import Dataset, Domain
+from genda.errors import DataError, WriteError
+from genda.io import save_torch
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DIGIT_CLASSES = [str(i) for i in range(10)]
@@ -67,8 +68,8 @@ def cached(name: str, key: str, inputs: Iterable[Path], build: Callable[[], Data
 
     The file name is ``<name>-<hash of key>-<hash of the inputs' paths, sizes, mtimes>.pt``:
     editing the data makes a new file (and the stale one is deleted). Plain tensors, strings
-    and lists are stored so loading works with ``torch.load(weights_only=True)``. Writes go to
-    a temporary file renamed into place, so an interrupted build never leaves a half file.
+    and lists are stored so loading works with ``torch.load(weights_only=True)``; the file is
+    written by :func:`genda.io.save_torch` (atomic, durable, umask permissions).
     """
     if os.environ.get("GENDA_CACHE", "").lower() in ("off", "0", "none"):
         return build()
@@ -87,21 +88,12 @@ def cached(name: str, key: str, inputs: Iterable[Path], build: Callable[[], Data
             warnings.warn(f"genda: ignoring unreadable cache file {path} ({e})", stacklevel=2)
     ds = build()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(_to_dict(ds), f)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is plain shared data
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_torch(path, _to_dict(ds))
         for old in directory.glob(f"{slug}-{spec_hash}-*.pt"):
             if old != path:
                 old.unlink(missing_ok=True)
-    except OSError as e:
-        warnings.warn(f"genda: could not write cache file {path} ({e})", stacklevel=2)
+    except (OSError, WriteError) as e:  # a cache that cannot be written only costs time
+        warnings.warn(f"genda: not caching {name}: {e}", stacklevel=2)
     return ds
 
 

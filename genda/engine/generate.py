@@ -17,6 +17,7 @@ itself a ``folder:DIR`` data set)::
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import time
 from dataclasses import replace
@@ -27,8 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genda.data.domain import DataError
-from genda.engine.config import ConfigError
+from genda.config import ConfigError
+from genda.errors import DataError
+from genda.io import locked, write_bytes
 from genda.viz.images import to_uint8
 
 GRID_NAME = "grid.png"
@@ -106,9 +108,11 @@ def generate(
 
 def _save_png(x: torch.Tensor, path: Path) -> None:
     a = x.permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
     Image.fromarray(a[..., 0] if a.shape[-1] == 1 else np.ascontiguousarray(a)).save(
-        path, format="png"
+        buf, format="png"
     )
+    write_bytes(path, buf.getvalue())
 
 
 def write_samples(
@@ -294,12 +298,13 @@ def evaluate_run(
         out["face_detection_params"] = DEFAULT_PARAMS.as_dict()
 
     path = run_dir / "metrics.json"
-    merged: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            merged = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: not valid JSON ({e}); fix or delete it") from e
-    merged.update(out)
-    write_json(path, merged)
+    with locked(run_dir):  # a training or another eval of this run must not interleave
+        merged: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                merged = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{path}: not valid JSON ({e}); fix or delete it") from e
+        merged.update(out)
+        write_json(path, merged)
     return out

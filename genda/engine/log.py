@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
 
 from genda.io import write_text
 
@@ -58,12 +57,6 @@ class History:
         write_text(self.run_dir / "history.csv", buf.getvalue())
         if self.tb is not None:
             self.tb.flush()
-
-    def last(self, key: str) -> Any:
-        for r in reversed(self.rows):
-            if key in r:
-                return r[key]
-        return None
 
     def close(self) -> None:
         if self.tb is not None:

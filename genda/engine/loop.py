@@ -9,18 +9,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from genda.config import ConfigError, ExperimentConfig, from_dict, merge
 from genda.data.prepare import ExperimentData, prepare
 from genda.data.stream import Stream
 from genda.engine import checkpoint as ckpt
-from genda.engine.config import ConfigError, ExperimentConfig, from_dict, merge
 from genda.engine.log import History
 from genda.engine.runtime import Runtime
-from genda.io import write_json, write_text, write_yaml
+from genda.errors import GendaError, RunLockedError
+from genda.io import locked, write_json, write_text, write_yaml
 
 
 def build_method(cfg: ExperimentConfig, info):
@@ -60,10 +62,34 @@ def train(
     resume: bool = False,
     data: ExperimentData | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (``None``: no files, for tests) and return final metrics."""
+    """Train ``cfg`` into ``run_dir`` (``None``: no files, for tests) and return final metrics.
+
+    ``run_dir`` is locked for the whole run (:func:`genda.io.locked`), so a second process
+    given the same ``--out`` stops at once instead of interleaving its files with this one's.
+    """
     run_dir = Path(run_dir) if run_dir is not None else None
+    rt = Runtime(cfg.train)
+    with ExitStack() as lock:
+        verdict = ""
+        if rt.is_main and run_dir is not None:
+            try:
+                lock.enter_context(locked(run_dir))
+            except GendaError as e:
+                verdict = str(e)
+        verdict = rt.broadcast(verdict)  # every rank stops if rank 0 could not lock
+        if verdict:
+            raise RunLockedError(verdict)
+        return _train(cfg, run_dir, rt, resume, data)
+
+
+def _train(
+    cfg: ExperimentConfig,
+    run_dir: Path | None,
+    rt: Runtime,
+    resume: bool,
+    data: ExperimentData | None,
+) -> dict[str, Any]:
     tc = cfg.train
-    rt = Runtime(tc)
     torch.manual_seed(tc.seed)
     if data is None:
         data = prepare(cfg.data, tc.seed)
@@ -93,7 +119,7 @@ def train(
     if resume:
         if last is None or not last.exists():
             raise ckpt.CheckpointError(f"--resume: no checkpoint at {last}")
-        state = ckpt.load(last)
+        state = ckpt.load(last, resume=True)
         method.load_checkpoint_state(state["method"])
         for k, s in state["streams"].items():
             streams[k].load_state_dict(s)

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from genda.engine.config import ConfigError, TrainConfig
+from genda.config import ConfigError, TrainConfig
 
 
 def resolve_device(name: str) -> str:

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from genda.config import DataConfig, from_dict, merge
 from genda.data.prepare import prepare
-from genda.engine.config import DataConfig, from_dict, merge
 from genda.engine.loop import resolve_config, train
 
 

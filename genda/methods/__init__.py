@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genda.engine.config import ConfigError
+from genda.config import ConfigError
 from genda.methods.base import Method
 
 _REGISTRY: dict[str, str] = {

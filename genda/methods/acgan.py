@@ -35,8 +35,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genda.config import ConfigError, bounded
 from genda.data.prepare import DataInfo
-from genda.engine.config import ConfigError, bounded
 from genda.methods.gan import GAN, GANHparams
 
 

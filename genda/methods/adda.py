@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
+from genda.config import bounded, choice
 from genda.data.augment import augment
 from genda.data.prepare import ExperimentData
-from genda.engine.config import bounded, choice
 from genda.methods.base import Batch, unwrap
 from genda.methods.losses import gan_loss
 from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer

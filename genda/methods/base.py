@@ -90,7 +90,7 @@ class Method(nn.Module):
         }
 
     def load_checkpoint_state(self, state: dict[str, Any], weights_only: bool = False) -> None:
-        from genda.engine.checkpoint import CheckpointError
+        from genda.errors import CheckpointError
 
         if state.get("method") != self.name:
             raise CheckpointError(

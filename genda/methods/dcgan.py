@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genda.config import ConfigError, bounded
 from genda.data.prepare import DataInfo
-from genda.engine.config import ConfigError, bounded
 from genda.methods.base import Batch, frozen
 from genda.methods.generative import GenerativeMethod
 from genda.nets import gan as nets

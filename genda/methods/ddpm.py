@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genda.engine.config import ConfigError, bounded, choice
+from genda.config import ConfigError, bounded, choice
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.generative import GenerativeMethod
 from genda.methods.losses import ema_update, warmup_decay

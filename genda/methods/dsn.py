@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genda.config import bounded
 from genda.data.augment import augment
-from genda.engine.config import bounded
 from genda.methods.base import Batch
 from genda.methods.dann import DANN, DANNHparams
 from genda.methods.losses import DomainAdversarialLoss, dann_lambda, difference_loss, simse

@@ -59,8 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genda.config import ConfigError, bounded, choice
 from genda.data.prepare import DataInfo
-from genda.engine.config import ConfigError, bounded, choice
 from genda.methods.base import unwrap
 from genda.methods.dcgan import DCGAN, DCGANHparams
 from genda.methods.losses import ema_update, warmup_decay

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genda.config import bounded
 from genda.data.augment import augment
 from genda.data.prepare import ExperimentData
-from genda.engine.config import bounded
 from genda.methods.base import Batch
 from genda.methods.losses import gan_loss, simse
 from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer

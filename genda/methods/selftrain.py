@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genda.config import bounded, choice
 from genda.data.augment import augment
-from genda.engine.config import bounded, choice
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.losses import diversity, ema_update
 from genda.methods.supervised import SourceOnly, SupervisedHparams

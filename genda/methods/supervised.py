@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genda.config import bounded, choice
 from genda.data.augment import augment
-from genda.engine.config import bounded, choice
 from genda.methods.base import Batch
 from genda.methods.losses import dann_lr
 from genda.methods.uda import UDAMethod

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
+from genda.config import ConfigError, bounded
 from genda.data.prepare import DataInfo
 from genda.data.stream import batches
-from genda.engine.config import ConfigError, bounded
 from genda.methods.base import Batch
 from genda.methods.dcgan import DEFAULTS, check_size, eval_mode
 from genda.methods.generative import GenerativeMethod

@@ -267,8 +267,8 @@ def get_evaluator(
     without it the data's classes are used, or all attributes (multi-label) when the data has
     no classes. ``GENDA_CACHE=off`` disables the cache (the classifier is retrained each time).
     """
+    from genda.config import DataConfig
     from genda.data.prepare import prepare
-    from genda.engine.config import DataConfig
     from genda.io import save_torch
 
     use_cache = os.environ.get("GENDA_CACHE", "").lower() not in ("off", "0", "none")

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from genda.errors import ReportError
 from genda.io import atomic_path, write_text
 from genda.report.generative import generative_blocks
 from genda.report.render import Block, Code, Heading, Image, Paragraph, Table, to_html, to_markdown
@@ -37,10 +38,6 @@ from genda.viz.figures import plot_confusion
 _SKIP_DIRS = {"checkpoints", "tb", "figures"}
 # Metrics worth a column in the overview table, in this order, when any run has them.
 _HEADLINE = ("target_accuracy", "source_accuracy", "fid", "inception_score", "classifier_accuracy")
-
-
-class ReportError(ValueError):
-    """Nothing to report on, or an input file that cannot be read; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config key or value is invalid; the message names the key and the valid choices."""
+from genda.errors import ConfigError
 
 
 def choice(default: Any, choices: list[Any], help: str = "") -> Any:
@@ -206,8 +204,3 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping with sections method/data/train/hparams")
     return data
-
-
-def hparams_for(method_hparams_cls: type, values: dict[str, Any]) -> Any:
-    """Validate a method's ``hparams`` section against the method's own dataclass."""
-    return from_dict(method_hparams_cls, values, "hparams.")

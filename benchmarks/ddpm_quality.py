@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--smoke", action="store_true", help="tiny everything: checks the script runs")
     args = p.parse_args(argv)
 
-    from genda.data.prepare import prepare
     from genda.config import DataConfig
+    from genda.data.prepare import prepare
     from genda.engine.generate import generate
     from genda.engine.loop import load_method, resolve_config, train
     from genda.engine.runtime import resolve_device

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def cmd_data_show(args: argparse.Namespace) -> None:
     from genda.data.spec import load_dataset
     from genda.viz import save_grid
 
-    ds = load_dataset(args.spec, download=args.download)
+    ds = load_dataset(args.spec, download=args.download, strict=args.strict)
     print(ds.describe())
     out = Path(args.out) if args.out else Path(f"{ds.name}_samples.png")
     save_grid(ds.train.images[: args.n], out, nrow=10)
@@ -207,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", help="sample grid PNG (default <name>_samples.png)")
     show.add_argument("--n", type=int, default=100, help="images in the grid")
     show.add_argument("--download", action="store_true")
+    show.add_argument(
+        "--strict", action="store_true", help="refuse images whose size differs from the rest"
+    )
     show.set_defaults(func=cmd_data_show)
 
     tr = sub.add_parser("train", help="train one method into a run directory")
@@ -298,9 +302,15 @@ def cmd_methods(args: argparse.Namespace) -> None:
             print(f"    hparams.{f.name} = {f.default!r}{extra}")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Warnings as the user reads them: what happened, without genda's source location."""
+    return f"genda: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Every user-facing failure is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         args.func(args)
     except GendaError as e:

@@ -46,6 +46,7 @@ class DataConfig:
     attribute: str = ""  # attribute models: which binary attribute is the label (e.g. Smiling)
     limit: int = bounded(0, 0, None, "use at most this many training images (0 = all)")
     download: bool = False
+    strict: bool = False  # refuse image files whose size differs from the rest of their set
 
 
 @dataclass

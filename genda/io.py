@@ -18,6 +18,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -59,6 +60,7 @@ def _reason(err: BaseException, directory: Path) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    text = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", text)  # torch's C++ location
     try:
         free = os.statvfs(directory)
         free_mib = free.f_bavail * free.f_frsize / 2**20

@@ -23,6 +23,8 @@ class Domain:
     labels: int64 ``[N]`` class indices in ``[0, len(classes))``; ``-1`` means unlabelled.
     attrs:  optional uint8 ``[N, A]`` binary attributes (CelebA-style), named by ``attr_names``.
     domain_id: which domain this split belongs to in an experiment (0 source, 1 target).
+    resized: how many files were not the set's common size and were cropped and resized to
+    it (``resized_example`` names one), reported when the data set is loaded.
     """
 
     images: torch.Tensor
@@ -32,6 +34,8 @@ class Domain:
     attrs: torch.Tensor | None = None
     attr_names: list[str] = field(default_factory=list)
     domain_id: int = 0
+    resized: int = 0
+    resized_example: str = ""
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -83,6 +87,12 @@ class Domain:
 
     def attr_index(self, name: str) -> int:
         """Index of an attribute by name; unknown names list the valid ones."""
+        if not self.attr_names:
+            raise DataError(
+                f"{self.name}: data.attribute={name!r}, but this data set has no attributes; "
+                "attributes come with celeba:ROOT, the course face layout (course:DIR with "
+                "image_name,<attr>,... CSVs) and folder:DIR with <attr>=<0|1> sub-folders"
+            )
         if name not in self.attr_names:
             raise DataError(
                 f"{self.name}: unknown attribute {name!r}; valid: {', '.join(self.attr_names)}"

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from genda.io import save_torch
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DIGIT_CLASSES = [str(i) for i in range(10)]
 # Bump when a reader's output changes, so caches written by older code are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 # --------------------------------------------------------------------------- cache
 
@@ -54,6 +55,8 @@ def _to_dict(ds: Dataset) -> dict:
             "classes": d.classes,
             "attrs": d.attrs,
             "attr_names": d.attr_names,
+            "resized": d.resized,
+            "resized_example": d.resized_example,
         }
 
     return {"name": ds.name, "train": dom(ds.train), "test": dom(ds.test)}
@@ -125,6 +128,8 @@ def make_dataset(
             classes=list(classes),
             attrs=None if attrs is None else torch.as_tensor(attrs),
             attr_names=list(attr_names),
+            resized=d.get("resized", 0),
+            resized_example=d.get("resized_example", ""),
         )
 
     return Dataset(name, dom("train", train), dom("test", test))
@@ -163,11 +168,13 @@ def decode_image(
 
 def read_images(
     paths: Sequence[Path], transform: Callable[[Image.Image], Image.Image] | None = None
-) -> torch.Tensor:
+) -> dict[str, Any]:
     """Decode many image files (threads: PIL releases the GIL) to one uint8 ``[N, C, H, W]``.
 
-    Mixed grey/colour files become RGB; files whose size differs from the most common size
-    are centre-cropped to its aspect ratio and resized to it, so folders of photos work.
+    Returns ``{"images", "resized", "resized_example"}`` for :func:`make_dataset`. Mixed
+    grey/colour files become RGB; files whose size differs from the most common size are
+    centre-cropped to its aspect ratio and resized to it, so folders of photos work; how many
+    were, and one of them, is kept so that loading can say so (or refuse, ``data.strict``).
     """
     if not paths:
         raise DataError("no image files to read")
@@ -177,11 +184,17 @@ def read_images(
     h, w = Counter(a.shape[:2] for a in arrays).most_common(1)[0][0]
     colour = any(a.ndim == 3 for a in arrays)
     out = np.empty((len(arrays), 3 if colour else 1, h, w), np.uint8)
+    resized: list[str] = []
     for i, a in enumerate(arrays):
         if a.shape[:2] != (h, w):
+            resized.append(f"{paths[i]} ({a.shape[1]}x{a.shape[0]})")
             a = np.asarray(ImageOps.fit(Image.fromarray(a), (w, h), Image.Resampling.BICUBIC))
         out[i] = a.transpose(2, 0, 1) if a.ndim == 3 else a[None]
-    return torch.from_numpy(out)
+    return {
+        "images": torch.from_numpy(out),
+        "resized": len(resized),
+        "resized_example": resized[0] if resized else "",
+    }
 
 
 def image_files(directory: Path, recursive: bool = False) -> list[Path]:
@@ -435,7 +448,7 @@ def load_celeba(root: Path, download: bool = False) -> Dataset:
             except ValueError as e:
                 raise DataError(f"{need[1]}: attribute values must be -1 or 1 ({e})") from e
             splits[split] = {
-                "images": read_images([p for p, _ in items], celeba_crop),
+                **read_images([p for p, _ in items], celeba_crop),
                 "labels": torch.full((len(items),), -1),
                 "attrs": torch.from_numpy((values > 0).astype(np.uint8)),
             }
@@ -480,6 +493,41 @@ def _as_int(s: str) -> int | None:
         return None
 
 
+def _class_names(path: Path, rows: list[tuple[int, list[str]]]) -> list[str]:
+    """Class names of a CSV's label column: the ids ``0..K-1`` when the labels are integers,
+    else the labels themselves in sorted order, when none of them is a number.
+
+    Anything else (``11`` in a 0-9 set, ``-1``, ``four`` among digits) is almost always a
+    typo that would otherwise silently become a class of its own, so it is an error naming
+    the file, the line and the value.
+    """
+    values = [(lineno, r[1], _as_int(r[1])) for lineno, r in rows]
+    ints = [v for v in values if v[2] is not None]
+    names = [v for v in values if v[2] is None]
+    if ints and names:
+        lineno, value, _ = (names if len(ints) >= len(names) else ints)[0]
+        raise DataError(
+            f"{path}: line {lineno}: label {value!r}: the label column mixes integers and names "
+            "(expected class ids 0..K-1, or class names none of which is a number)"
+        )
+    if names:
+        return sorted({v for _, v, _ in names})
+    present = {i for _, _, i in ints}
+    k = next(i for i in range(len(present) + 1) if i not in present)
+    lineno, value, _ = next(
+        (v for v in ints if not 0 <= v[2] < k), (0, "", 0)
+    )  # every label in 0..k-1 when nothing is found
+    if lineno:
+        raise DataError(
+            f"{path}: line {lineno}: label {value!r} is not a class id: integer labels must be "
+            f"0..K-1 with none missing (found 0..{k - 1}, then no {k})"
+            if k
+            else f"{path}: line {lineno}: label {value!r} is not a class id: integer labels "
+            "must be 0..K-1 (no label 0 found)"
+        )
+    return [str(i) for i in range(k)]
+
+
 def load_course(directory: Path) -> Dataset:
     """The course layout: ``train.csv`` -> train split and ``val.csv`` -> test split.
 
@@ -519,9 +567,8 @@ def load_course(directory: Path) -> Dataset:
                 if not p.is_file():
                     raise DataError(f"{csvs[split]}: line {lineno}: image {p} not found")
         if classify:
-            train_labels = [r[1] for _, r in parsed["train"][1]]
-            numeric = all(_as_int(s) is not None for s in train_labels)
-            classes = sorted(set(train_labels), key=lambda s: (int(s), s) if numeric else (0, s))
+            classes = _class_names(csvs["train"], parsed["train"][1])
+            numeric = classes[0] == "0"
             index = {c: i for i, c in enumerate(classes)}
             splits = {}
             for split, (_, rows) in parsed.items():
@@ -534,7 +581,7 @@ def load_course(directory: Path) -> Dataset:
                             f"one of the train classes {', '.join(classes)}"
                         )
                     labels.append(index[key])
-                splits[split] = {"images": read_images(paths[split]), "labels": labels}
+                splits[split] = {**read_images(paths[split]), "labels": labels}
             return make_dataset(directory.name, splits["train"], splits["test"], classes)
         splits = {}
         for split, (_, rows) in parsed.items():
@@ -547,7 +594,7 @@ def load_course(directory: Path) -> Dataset:
                     f"is {str(values[i, j])!r}, expected 0 or 1"
                 )
             splits[split] = {
-                "images": read_images(paths[split]),
+                **read_images(paths[split]),
                 "labels": torch.full((len(rows),), -1),
                 "attrs": torch.from_numpy((values == "1").astype(np.uint8)),
             }
@@ -643,7 +690,7 @@ def load_folder(directory: Path, seed: int = 0) -> Dataset:
         attr = names.pop() if classes and all(matches) and len(names) == 1 else None
         splits = {}
         for split, files, owner in (("train", tr_files, tr_owner), ("test", te_files, te_owner)):
-            d: dict = {"images": read_images(files), "labels": [index.get(o, -1) for o in owner]}
+            d: dict = {**read_images(files), "labels": [index.get(o, -1) for o in owner]}
             if attr is not None:
                 d["attrs"] = torch.tensor([[int(o[-1])] for o in owner], dtype=torch.uint8)
             splits[split] = d

@@ -55,7 +55,7 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
     def get(spec: str) -> Dataset:
         if datasets is not None and spec in datasets:
             return datasets[spec]
-        return load_dataset(spec, download=dc.download)
+        return load_dataset(spec, download=dc.download, strict=dc.strict)
 
     source = get(dc.source)
     target = get(dc.target) if dc.target else None

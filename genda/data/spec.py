@@ -8,6 +8,7 @@ let a config name data without code.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from genda.data.domain import DataError, Dataset
@@ -35,21 +36,40 @@ KINDS = {
 
 
 def _usage() -> str:
-    lines = [f"  {name:<16} built in" for name in EMBEDDED]
-    lines += [f"  {example}" for example in KINDS.values()]
-    return "valid data sets:\n" + "\n".join(lines) + "\nexample: mnist:~/data"
+    """The valid specs in one line (each kind's layout is in ``KINDS`` and the README)."""
+    kinds = [example.split()[0] for example in KINDS.values()]
+    return f"valid: {', '.join([*EMBEDDED, *kinds])} (e.g. mnist:~/data)"
 
 
-def load_dataset(spec: str, download: bool = False) -> Dataset:
+def load_dataset(spec: str, download: bool = False, strict: bool = False) -> Dataset:
     """Load the data set a spec names; ``download=True`` lets mnist/usps/svhn/celeba fetch
-    missing files with torchvision (nothing else ever touches the network)."""
-    spec = spec.strip()
+    missing files with torchvision (nothing else ever touches the network).
+
+    Image files of another size than the rest of their set were cropped and resized; this is
+    said once per data set, and ``strict=True`` refuses such a set instead.
+    """
+    ds = _load(spec.strip(), download)
+    for d in (ds.train, ds.test):
+        if not d.resized:
+            continue
+        h, w = d.images.shape[2:]
+        text = (
+            f"{spec}: {d.resized} of {len(d)} images in {d.name} are not {w}x{h} like the rest "
+            f"(e.g. {d.resized_example})"
+        )
+        if strict:
+            raise DataError(f"{text}; data.strict=true refuses them")
+        warnings.warn(f"{text}; they were centre-cropped and resized", stacklevel=2)
+    return ds
+
+
+def _load(spec: str, download: bool) -> Dataset:
     if spec in EMBEDDED:
         return load_embedded(spec)
     kind, sep, arg = spec.partition(":")
     kind = kind.strip().lower()
     if not sep or kind not in KINDS:
-        raise DataError(f"unknown data set spec {spec!r}\n{_usage()}")
+        raise DataError(f"unknown data set spec {spec!r}; {_usage()}")
     if not arg.strip():
         raise DataError(f"{kind}: needs a path, e.g. {KINDS[kind].split()[0]}")
     if kind == "mnistm":

@@ -120,7 +120,10 @@ def _train(
         if last is None or not last.exists():
             raise ckpt.CheckpointError(f"--resume: no checkpoint at {last}")
         state = ckpt.load(last, resume=True)
-        method.load_checkpoint_state(state["method"])
+        try:
+            method.load_checkpoint_state(state["method"])
+        except ckpt.CheckpointError as e:
+            raise ckpt.CheckpointError(f"{last}: {e}") from None
         for k, s in state["streams"].items():
             streams[k].load_state_dict(s)
         ranks = state.get("rng_ranks")  # per-rank RNG (dropout, noise) if the world is the same
@@ -247,11 +250,15 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 def load_method(run_dir: str | Path, device: str = "cpu"):
     """Rebuild a trained method from its run directory (config + last checkpoint)."""
-    run_dir = Path(run_dir)
-    state = ckpt.load(run_dir)
-    cfg = resolve_config(state["config"])
     from genda.data.prepare import DataInfo
 
-    method = build_method(cfg, DataInfo(**state["method"]["info"]))
-    method.load_checkpoint_state(state["method"], weights_only=True)
+    path = Path(run_dir)
+    path = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    state = ckpt.load(path)
+    try:
+        cfg = resolve_config(state["config"])
+        method = build_method(cfg, DataInfo(**state["method"]["info"]))
+        method.load_checkpoint_state(state["method"], weights_only=True)
+    except (ckpt.CheckpointError, ConfigError, TypeError) as e:  # TypeError: foreign info keys
+        raise ckpt.CheckpointError(f"{path}: {e}") from None
     return cfg, method.to(device).eval()

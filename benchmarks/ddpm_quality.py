@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     from genda.config import DataConfig
     from genda.data.prepare import prepare
     from genda.engine.generate import generate
-    from genda.engine.loop import load_method, resolve_config, train
+    from genda.engine.loop import load_method, resolve_config, train_or_reuse
     from genda.engine.runtime import resolve_device
     from genda.metrics import generative as gm
     from genda.metrics.evaluator import get_evaluator
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
                 },
             }
         )
-        resume = (run / "checkpoints" / "last.pt").is_file()
-        train(cfg, run, resume=resume)
+        train_or_reuse(cfg, run)
     trained = json.loads((run / "metrics.json").read_text())
     train_s_per_step = trained["wall_time_s"] / max(trained["steps"], 1)
     cfg, method = load_method(run, device)

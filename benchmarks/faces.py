@@ -70,7 +70,7 @@ def data_missing(spec: str) -> Path | None:
 
 def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
     """Train ``raw`` into ``run``, resume it, or reuse it when finished; its metrics.json."""
-    from genda.engine.loop import resolve_config, train
+    from genda.engine import loop
 
     done = run / "metrics.json"
     if done.is_file():
@@ -86,9 +86,8 @@ def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
         note = f"; differs: {', '.join(differ)}; delete {run} to retrain" if differ else ""
         print(f"{name}: reusing {run}, trained {metrics['steps']} steps{note}", flush=True)
         return metrics
-    resume = (run / "checkpoints" / "last.pt").is_file()
-    print(f"{name}: {'resuming' if resume else 'training'} {run}", flush=True)
-    return train(resolve_config(raw), run, resume=resume)
+    print(f"{name}: training (or resuming) {run}", flush=True)
+    return loop.train_or_reuse(loop.resolve_config(raw), run)
 
 
 def fmt(x: float | None, spec: str = ".1f") -> str:

@@ -1,7 +1,7 @@
 """Benchmark: the UDA table on real MNIST <-> USPS (28 px, grey) for every genda method.
 
 Trains source-only, DANN, ADDA, DSN, PixelDA, self-training and target-only for each pair
-and seed through ``genda uda table`` (:func:`genda.engine.table.run_table`), then prints
+and seed through ``genda uda table`` (:func:`genda.api.uda_table`), then prints
 ``table.md`` and the mean training wall time of each method. The data are read from
 ``../shared/data`` beside the checkout (``mnist/MNIST/raw``, ``usps/usps.bz2``); the
 benchmark skips cleanly when they are absent. Re-running with the same ``--out`` reuses
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
 
-    from genda.engine.table import run_table, spec_name
+    from genda.api import uda_table
+    from genda.engine.table import spec_name
 
     base = {
         "data": {"size": 28, "channels": 1, "limit": args.limit},
@@ -102,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     t0 = time.perf_counter()
-    run_table(pairs, methods, seeds, out, base)
+    table = uda_table(pairs, out, methods, seeds, base)
     total = time.perf_counter() - t0
 
-    print("\n" + (out / "table.md").read_text())
+    print("\n" + table.read_text())
     print(
         f"Training wall time per run (mean over seeds; {args.steps} steps, batch {args.batch_size}+"
         f"{args.batch_size}; evaluation and figures excluded):\n"

@@ -78,19 +78,20 @@ def cmd_data_show(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from genda.engine.loop import resolve_config, train
+    from genda import api
 
-    raw = merge(_raw_config(args), {"method": args.method, "name": Path(args.out).name})
-    data = {"source": args.data} if args.data else {}
-    if args.target:
-        data["target"] = args.target
-    if args.attribute:
-        data["attribute"] = args.attribute
-    if args.seed is not None:
-        raw = merge(raw, {"train": {"seed": args.seed}})
-    cfg = resolve_config(merge(raw, {"data": data}))
-    metrics = train(cfg, args.out, resume=args.resume)
-    _print_metrics(metrics)
+    raw = merge(_raw_config(args), {"name": Path(args.out).name})
+    run = api.train(
+        args.method,
+        args.data,
+        args.target,
+        args.out,
+        args.resume,
+        raw,
+        attribute=args.attribute or None,
+        seed=args.seed,
+    )
+    _print_metrics(run.metrics)
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
@@ -112,14 +113,14 @@ def _sample_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from genda.engine.generate import write_samples
+    from genda import api
 
-    info = write_samples(
+    info = api.sample(
         args.run,
-        args.out,
         args.n,
-        per_class=args.per_class,
         seed=args.seed,
+        out=args.out,
+        per_class=args.per_class,
         device=args.device,
         **_sample_options(args),
     )
@@ -130,9 +131,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from genda.engine.generate import evaluate_run
+    from genda import api
 
-    metrics = evaluate_run(
+    metrics = api.evaluate(
         args.run,
         n=args.n,
         inception_weights=args.inception_weights,
@@ -157,7 +158,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_uda_table(args: argparse.Namespace) -> None:
-    from genda.engine.table import run_table
+    from genda import api
 
     sources, targets = args.source.split(","), args.target.split(",")
     if len(sources) != len(targets):
@@ -165,22 +166,20 @@ def cmd_uda_table(args: argparse.Namespace) -> None:
             "--source and --target must list the same number of data sets (zipped into pairs)"
         )
     seeds = [int(s) for s in str(args.seed).split(",")]
-    raw = _raw_config(args)
-    rows = run_table(
+    md = api.uda_table(
         list(zip(sources, targets, strict=True)),
+        args.out,
         args.methods.split(","),
         seeds,
-        Path(args.out),
-        raw,
+        _raw_config(args),
     )
-    print((Path(args.out) / "table.md").read_text())
-    del rows
+    print(md.read_text())
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from genda.report.build import build_report
+    from genda import api
 
-    md, html = build_report([Path(p) for p in args.runs], Path(args.out), title=args.title)
+    md, html = api.write_report(args.runs, args.out, title=args.title)
     print(f"wrote {md} and {html}")
 
 

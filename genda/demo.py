@@ -31,7 +31,7 @@ DEMO_GENERATIVE = {
 
 
 def run_uda(out: Path, quick: bool) -> None:
-    from genda.engine.table import run_table
+    from genda.api import uda_table
 
     # Grey: colour is a nuisance shift here (measured: DANN on syndigits->digits 56.6% in RGB
     # vs 69.1% in grey at 1,500 steps, where source-only gets 61.3% / 59.3%).
@@ -45,33 +45,31 @@ def run_uda(out: Path, quick: bool) -> None:
             "progress": not quick,
         },
     }
-    run_table(DEMO_PAIRS, DEMO_UDA_METHODS, [0], out, base)
+    uda_table(DEMO_PAIRS, out, DEMO_UDA_METHODS, [0], base)
 
 
 def run_generative(out: Path, quick: bool) -> None:
     from genda.engine.generate import evaluate_run
-    from genda.engine.loop import resolve_config, train
+    from genda.engine.loop import resolve_config, train_or_reuse
 
     for method, (steps, hparams) in DEMO_GENERATIVE.items():
         run_dir = out / method
-        if not (run_dir / "metrics.json").exists():
-            cfg = resolve_config(
-                {
-                    "method": method,
-                    "name": f"gen/{method}",
-                    "hparams": hparams,
-                    "data": {"source": "digits", "size": 28, "channels": 1},
-                    "train": {
-                        "steps": 4 if quick else steps,
-                        "batch_size": 64,
-                        "ckpt_every": 0,
-                        "log_every": 2 if quick else 25,
-                        "progress": not quick,
-                    },
-                }
-            )
-            resume = (run_dir / "checkpoints" / "last.pt").exists()
-            train(cfg, run_dir, resume=resume)
+        cfg = resolve_config(
+            {
+                "method": method,
+                "name": f"gen/{method}",
+                "hparams": hparams,
+                "data": {"source": "digits", "size": 28, "channels": 1},
+                "train": {
+                    "steps": 4 if quick else steps,
+                    "batch_size": 64,
+                    "ckpt_every": 0,
+                    "log_every": 2 if quick else 25,
+                    "progress": not quick,
+                },
+            }
+        )
+        train_or_reuse(cfg, run_dir)
         m = evaluate_run(run_dir, n=100 if quick else 500, evaluator_steps=50 if quick else 1000)
         print(
             f"[gen] {method}: classifier-FID {m.get('fid', float('nan')):.2f}"

@@ -14,14 +14,16 @@ and leaves the previous file untouched. The cost per file is measured in
 
 from __future__ import annotations
 
+import csv
 import errno
 import fcntl
+import io
 import json
 import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ import yaml
 from genda.errors import RunLockedError, WriteError
 
 LOCK_NAME = ".genda.lock"
+# The columns of a domain-adaptation ``table.csv``: written by the engine, read by the report.
+TABLE_COLUMNS = ("method", "source", "target", "seed", "target_accuracy")
 
 
 def file_mode() -> int:
@@ -115,6 +119,16 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_csv(
+    path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence]
+) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buf.getvalue())
 
 
 def write_yaml(path: str | os.PathLike[str], obj: Any) -> Path:

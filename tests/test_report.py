@@ -11,7 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from genda.report import ReportError, build_report, format_table_md, write_table
+from genda.engine.table import write_table_csv
+from genda.report import ReportError, build_report, format_table_md, write_table_md
 
 # (source, target) -> method -> target accuracy per seed (percent).
 RESULTS = {
@@ -101,7 +102,8 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     seed,
                     acc,
                 )
-    write_table(rows, table)
+    write_table_csv(rows, table)
+    write_table_md(table)
     write_run(root / "single", "DANN", "SVHN", "MNIST", 0, 66.6)
     return root
 

@@ -7,6 +7,7 @@ follow a whole run in :func:`train`; what differs between methods lives in their
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from contextlib import ExitStack
@@ -80,6 +81,23 @@ def train(
         if verdict:
             raise RunLockedError(verdict)
         return _train(cfg, run_dir, rt, resume, data)
+
+
+def train_or_reuse(
+    cfg: ExperimentConfig, run_dir: str | Path, data: ExperimentData | None = None
+) -> dict[str, Any]:
+    """The metrics of ``run_dir``: read if the run finished, else resumed from its checkpoint,
+    else trained from scratch. Tables, the demo and benchmarks rerun this way, so an
+    interrupted batch of runs continues where it stopped and never repeats a finished run."""
+    run_dir = Path(run_dir)
+    done = run_dir / "metrics.json"
+    if done.is_file():
+        try:
+            return json.loads(done.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{done}: not valid JSON ({e}); fix or delete it") from e
+    resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    return train(cfg, run_dir, resume=resume, data=data)
 
 
 def _train(
@@ -169,16 +187,19 @@ def _train(
     t0 = time.perf_counter()
     bar = None
     if tc.progress and rt.is_main:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # a widget in Jupyter/Colab, text in a terminal
 
+        in_notebook = tqdm.__module__.startswith("tqdm.notebook")
         bar = tqdm(
             total=steps,
             initial=start,
             desc=f"{cfg.method}",
             dynamic_ncols=True,
             leave=False,
-            disable=None,
-        )  # None: no bar when stderr is not a terminal (CI logs)
+            # None: no bar when stderr is not a terminal (CI logs); a notebook's stderr is
+            # never a terminal, but its widget is what the user is watching.
+            disable=False if in_notebook else None,
+        )
     for step in range(start + 1, steps + 1):
         batch = {k: s.next() for k, s in streams.items()}
         logs = method.train_step(batch, step)

@@ -2,7 +2,9 @@
 for every source->target pair and seed, then write ``table.csv`` / ``table.md``.
 
 Each cell is an ordinary run directory, so an interrupted table resumes cell by cell:
-finished runs are kept, a run with a checkpoint but no metrics continues from it.
+finished runs are kept, a run with a checkpoint but no metrics continues from it. The
+engine writes ``table.csv`` (the numbers); :mod:`genda.report.tables` renders ``table.md``
+from it, and :func:`genda.api.uda_table` does both.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from genda.config import DataConfig, from_dict, merge
 from genda.data.prepare import prepare
-from genda.engine.loop import resolve_config, train
+from genda.engine.loop import resolve_config, train_or_reuse
+from genda.io import TABLE_COLUMNS, write_csv
 
 
 def slug(text: str) -> str:
@@ -38,14 +41,13 @@ def run_table(
     base: dict[str, Any] | None = None,
     log=print,
 ) -> list[dict[str, Any]]:
-    """Train every (pair, method, seed) cell under ``out`` and write the table files.
+    """Train every (pair, method, seed) cell under ``out`` and write ``out/table.csv``.
 
     ``base`` is a raw config (sections ``data``/``train``/``hparams``) applied to every cell;
     ``hparams`` keys a method does not know are dropped for that method, so one table can
     share e.g. ``augment`` across methods.
     """
     from genda.methods import get_method
-    from genda.report.tables import write_table
 
     base = base or {}
     rows: list[dict[str, Any]] = []
@@ -71,21 +73,15 @@ def run_table(
                     },
                 )
                 cfg = resolve_config(raw)
-                metrics_file = run_dir / "metrics.json"
-                if metrics_file.exists():
-                    import json
-
-                    metrics = json.loads(metrics_file.read_text())
-                    log(f"[table] {run_dir}: done before, {metrics['target_accuracy']:.2f}%")
-                else:
-                    if data is None:
-                        data = prepare(dc, 0)
-                    resume = (run_dir / "checkpoints" / "last.pt").exists()
-                    metrics = train(cfg, run_dir, resume=resume, data=data)
-                    log(
-                        f"[table] {method} {pair_dir.name} seed {seed}: "
-                        f"target {metrics['target_accuracy']:.2f}% ({metrics['wall_time_s']:.0f} s)"
-                    )
+                done = (run_dir / "metrics.json").exists()
+                if data is None and not done:
+                    data = prepare(dc, 0)
+                metrics = train_or_reuse(cfg, run_dir, data)
+                log(
+                    f"[table] {method} {pair_dir.name} seed {seed}: "
+                    f"target {metrics['target_accuracy']:.2f}%"
+                    + (" (done before)" if done else f" ({metrics['wall_time_s']:.0f} s)")
+                )
                 rows.append(
                     {
                         "method": method,
@@ -95,5 +91,21 @@ def run_table(
                         "target_accuracy": metrics["target_accuracy"],
                     }
                 )
-    write_table(rows, out)
+    write_table_csv(rows, out)
     return rows
+
+
+def write_table_csv(rows: list[dict[str, Any]], out: Path) -> Path:
+    """``out/table.csv``: one row per run, accuracy in percent with 2 decimals."""
+    for row in rows:
+        missing = [c for c in TABLE_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"table row {row} lacks column(s) {', '.join(missing)}")
+    return write_csv(
+        Path(out) / "table.csv",
+        TABLE_COLUMNS,
+        [
+            (r["method"], r["source"], r["target"], int(r["seed"]), f"{r['target_accuracy']:.2f}")
+            for r in rows
+        ],
+    )

@@ -3,18 +3,16 @@
 from genda.report.build import ReportError, build_report, discover
 from genda.report.tables import (
     LOWER_BOUND,
-    TABLE_COLUMNS,
     UPPER_BOUND,
     format_table_md,
     observations,
     read_table,
     summarise,
-    write_table,
+    write_table_md,
 )
 
 __all__ = [
     "LOWER_BOUND",
-    "TABLE_COLUMNS",
     "UPPER_BOUND",
     "ReportError",
     "build_report",
@@ -23,5 +21,5 @@ __all__ = [
     "observations",
     "read_table",
     "summarise",
-    "write_table",
+    "write_table_md",
 ]

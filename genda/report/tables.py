@@ -8,17 +8,15 @@ each ``source → target`` pair is a column of ``mean ± std (n seeds)`` target 
 from __future__ import annotations
 
 import csv
-import io
 import os
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from genda.io import write_text
+from genda.io import TABLE_COLUMNS, write_text
 from genda.report.render import Block, Bullets, Heading, Paragraph, Table, md_table, to_markdown
 
-TABLE_COLUMNS = ("method", "source", "target", "seed", "target_accuracy")
 LOWER_BOUND = "source-only"
 UPPER_BOUND = "target-only"
 
@@ -211,27 +209,9 @@ def read_table(path: str | os.PathLike[str]) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def write_table(csv_rows: list[Mapping[str, object]], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``table.csv`` (accuracy in percent, 2 decimals) and ``table.md`` atomically."""
-    out_dir = Path(out_dir)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(TABLE_COLUMNS)
-    for row in csv_rows:
-        missing = [c for c in TABLE_COLUMNS if c not in row]
-        if missing:
-            raise ValueError(f"table row {dict(row)} lacks column(s) {', '.join(missing)}")
-        writer.writerow(
-            [
-                row["method"],
-                row["source"],
-                row["target"],
-                int(row["seed"]),
-                f"{float(row['target_accuracy']):.2f}",
-            ]
-        )
-    csv_path = write_text(out_dir / "table.csv", buf.getvalue())
-    # Summarise the rounded values just written, so table.md matches table.csv exactly.
-    summary = summarise(read_table(csv_path))
+def write_table_md(table_dir: str | os.PathLike[str]) -> Path:
+    """Write ``table.md`` (main table + observations) from the ``table.csv`` beside it."""
+    table_dir = Path(table_dir)
+    summary = summarise(read_table(table_dir / "table.csv"))
     md = to_markdown([Heading("Domain adaptation results", 1), *table_blocks(summary)])
-    return csv_path, write_text(out_dir / "table.md", md)
+    return write_text(table_dir / "table.md", md)

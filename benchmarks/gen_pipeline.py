@@ -176,7 +176,8 @@ def genda_config(model: str, variant: str, args: argparse.Namespace, total_steps
 
 def resolved(cfg) -> tuple[str, bool]:
     """(precision, channels_last) a config trains with on this machine."""
-    from genda.engine.runtime import auto_precision, resolve_channels_last, resolve_device
+    from genda.engine.precision import auto_precision
+    from genda.engine.runtime import resolve_channels_last, resolve_device
 
     tc = cfg.train
     prec = auto_precision(resolve_device(tc.device)) if tc.precision == "auto" else tc.precision

@@ -259,7 +259,7 @@ def run_genda(
     data = prepare(cfg.data, cfg.train.seed)
     prep_s = time.perf_counter() - t
     n = total_steps(cfg, data)
-    from genda.engine.runtime import auto_precision
+    from genda.engine.precision import auto_precision
 
     precision = auto_precision("cpu") if cfg.train.precision == "auto" else cfg.train.precision
     print(

@@ -231,3 +231,36 @@ def test_corrupt_checkpoint(tmp_path: Path, runs) -> None:
         load_method(run)
     cfg, method = load_method(runs["A"])  # the intact one loads for evaluation
     assert cfg.method == "dann" and not method.training
+
+
+# ----------------------------------------------------------------------------- precision
+
+
+def test_auto_precision_follows_what_the_cpu_does_fast(tmp_path: Path) -> None:
+    from genda.engine.precision import auto_precision
+
+    def never(_dtype):  # CPUs whose answer is known must not be timed
+        raise AssertionError("timed a CPU whose answer is known")
+
+    amx = {"model": "xeon", "amx": True, "avx512_bf16": True}
+    plain = {"model": "old", "amx": False, "avx512_bf16": False}
+    assert auto_precision("cuda", plain, tmp_path / "p.json", never) == "bf16-mixed"
+    assert auto_precision("cpu", amx, tmp_path / "p.json", never) == "bf16-mixed"
+    assert auto_precision("cpu", plain, tmp_path / "p.json", never) == "32-true"
+    assert auto_precision("mps", amx, tmp_path / "p.json", never) == "32-true"
+
+    calls: list = []
+
+    def timer(speedup: float):
+        return lambda dtype: calls.append(dtype) or (1.0 / speedup if dtype else 1.0)
+
+    epyc = {"model": "EPYC", "amx": False, "avx512_bf16": True}
+    xeon = {"model": "Xeon no AMX", "amx": False, "avx512_bf16": True}
+    cache = tmp_path / "precision.json"
+    assert auto_precision("cpu", epyc, cache, timer(1.7)) == "bf16-mixed"
+    assert auto_precision("cpu", xeon, cache, timer(1.0)) == "32-true"
+    assert len(calls) == 4  # fp32 and bf16, once per CPU model
+    assert auto_precision("cpu", epyc, cache, never) == "bf16-mixed"  # cached, not re-timed
+    assert auto_precision("cpu", xeon, cache, never) == "32-true"
+    cache.write_text("{broken")
+    assert auto_precision("cpu", xeon, cache, timer(1.3)) == "bf16-mixed"  # re-measured

@@ -46,6 +46,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GENDA_CACHE") or Path.home() / ".cache" / "genda").expanduser()
 
 
+def cache_enabled() -> bool:
+    """False when ``GENDA_CACHE`` is ``off`` (or ``0``/``none``): every cache is skipped."""
+    return os.environ.get("GENDA_CACHE", "").lower() not in ("off", "0", "none")
+
+
 def _to_dict(ds: Dataset) -> dict:
     def dom(d: Domain) -> dict:
         return {
@@ -74,7 +79,7 @@ def cached(name: str, key: str, inputs: Iterable[Path], build: Callable[[], Data
     and lists are stored so loading works with ``torch.load(weights_only=True)``; the file is
     written by :func:`genda.io.save_torch` (atomic, durable, umask permissions).
     """
-    if os.environ.get("GENDA_CACHE", "").lower() in ("off", "0", "none"):
+    if not cache_enabled():
         return build()
     spec_hash = hashlib.sha1(f"{CACHE_VERSION}|{key}".encode()).hexdigest()[:10]
     h = hashlib.sha1(spec_hash.encode())

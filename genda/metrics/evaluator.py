@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import time
 import warnings
@@ -32,6 +31,7 @@ from torch import nn
 
 from genda.data.augment import augment
 from genda.data.domain import DataError, Domain
+from genda.data.formats import cache_enabled
 from genda.nets import digits
 
 # Bump when training or the network changes so stale cached classifiers are retrained.
@@ -271,7 +271,7 @@ def get_evaluator(
     from genda.data.prepare import prepare
     from genda.io import save_torch
 
-    use_cache = os.environ.get("GENDA_CACHE", "").lower() not in ("off", "0", "none")
+    use_cache = cache_enabled()
     root = Path(cache_root) if cache_root is not None else evaluator_dir()
     path = _cache_path(root, spec, attribute, size, channels, steps, seed)
     if use_cache and path.is_file():

@@ -142,17 +142,22 @@ def uda_table(
     seeds: tuple[int, ...] | list[int] = (0,),
     config: str | Path | dict[str, Any] | None = None,
     log: Any = print,
+    jobs: int = 1,
     **options: Any,
 ) -> Path:
     """Train every (source, target) pair x method x seed under ``out``; write ``table.csv``
-    and ``table.md`` and return the path of ``table.md``. Rerunning resumes the table."""
+    and ``table.md`` and return the path of ``table.md``. Rerunning resumes the table;
+    ``jobs`` runs that many cells side by side (see :func:`genda.engine.table.run_table`)."""
     from genda.engine.table import run_table
     from genda.report.tables import write_table_md
 
-    run_table(
-        list(pairs), list(methods), list(seeds), Path(out), raw_config(config, **options), log
-    )
-    return write_table_md(out)
+    base = raw_config(config, **options)
+    try:
+        run_table(list(pairs), list(methods), list(seeds), Path(out), base, log, jobs)
+    finally:  # the finished cells are rendered even when some failed
+        if (Path(out) / "table.csv").is_file():
+            write_table_md(out)
+    return Path(out) / "table.md"
 
 
 def write_report(

@@ -172,6 +172,7 @@ def cmd_uda_table(args: argparse.Namespace) -> None:
         args.methods.split(","),
         seeds,
         _raw_config(args),
+        jobs=args.jobs,
     )
     print(md.read_text())
 
@@ -238,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--methods", default="source-only,dann,target-only")
     tab.add_argument("--seed", default="0", help="seed or comma-separated seeds, e.g. 0,1,2")
     tab.add_argument("--out", required=True, help="table directory (re-running resumes it)")
+    tab.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs side by side in separate processes, threads divided between them",
+    )
     _common_train_args(tab)
     tab.set_defaults(func=cmd_uda_table)
 

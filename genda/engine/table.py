@@ -9,13 +9,18 @@ from it, and :func:`genda.api.uda_table` does both.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from genda.config import DataConfig, from_dict, merge
-from genda.data.prepare import prepare
+from genda.config import ExperimentConfig, merge
+from genda.data.prepare import ExperimentData, prepare
 from genda.engine.loop import resolve_config, train_or_reuse
+from genda.errors import GendaError
 from genda.io import TABLE_COLUMNS, write_csv
 
 
@@ -33,15 +38,34 @@ def spec_name(spec: str) -> str:
     return slug(kind if base.lower() == kind.lower() else f"{kind}-{base}")
 
 
-def run_table(
+@dataclass
+class Cell:
+    """One run of a table: a method on a pair with a seed, in its own run directory."""
+
+    pair: tuple[str, str]
+    method: str
+    seed: int
+    cfg: ExperimentConfig
+    run_dir: Path
+
+    def row(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "source": spec_name(self.pair[0]),
+            "target": spec_name(self.pair[1]),
+            "seed": self.seed,
+            "target_accuracy": metrics["target_accuracy"],
+        }
+
+
+def plan_table(
     pairs: list[tuple[str, str]],
     methods: list[str],
     seeds: list[int],
     out: Path,
     base: dict[str, Any] | None = None,
-    log=print,
-) -> list[dict[str, Any]]:
-    """Train every (pair, method, seed) cell under ``out`` and write ``out/table.csv``.
+) -> list[Cell]:
+    """The validated cells of a table, in table order (configs checked before any training).
 
     ``base`` is a raw config (sections ``data``/``train``/``hparams``) applied to every cell;
     ``hparams`` keys a method does not know are dropped for that method, so one table can
@@ -50,18 +74,13 @@ def run_table(
     from genda.methods import get_method
 
     base = base or {}
-    rows: list[dict[str, Any]] = []
+    cells = []
     for source, target in pairs:
-        dc = from_dict(
-            DataConfig, merge(base.get("data", {}), {"source": source, "target": target}), "data."
-        )
-        data = None  # loaded once per pair, on first use
-        pair_dir = out / f"{spec_name(source)}__{spec_name(target)}"
+        pair_dir = Path(out) / f"{spec_name(source)}__{spec_name(target)}"
         for method in methods:
-            fields = {f for f in get_method(method).Hparams.__dataclass_fields__}
+            fields = set(get_method(method).Hparams.__dataclass_fields__)
             hp = {k: v for k, v in base.get("hparams", {}).items() if k in fields}
             for seed in seeds:
-                run_dir = pair_dir / method / f"seed{seed}"
                 raw = merge(
                     base,
                     {
@@ -72,27 +91,96 @@ def run_table(
                         "hparams": hp,
                     },
                 )
-                cfg = resolve_config(raw)
-                done = (run_dir / "metrics.json").exists()
-                if data is None and not done:
-                    data = prepare(dc, 0)
-                metrics = train_or_reuse(cfg, run_dir, data)
-                log(
-                    f"[table] {method} {pair_dir.name} seed {seed}: "
-                    f"target {metrics['target_accuracy']:.2f}%"
-                    + (" (done before)" if done else f" ({metrics['wall_time_s']:.0f} s)")
+                cells.append(
+                    Cell(
+                        (source, target),
+                        method,
+                        seed,
+                        resolve_config(raw),
+                        pair_dir / method / f"seed{seed}",
+                    )
                 )
-                rows.append(
-                    {
-                        "method": method,
-                        "source": spec_name(source),
-                        "target": spec_name(target),
-                        "seed": seed,
-                        "target_accuracy": metrics["target_accuracy"],
-                    }
-                )
-    write_table_csv(rows, out)
+    return cells
+
+
+def run_table(
+    pairs: list[tuple[str, str]],
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    base: dict[str, Any] | None = None,
+    log=print,
+    jobs: int = 1,
+) -> list[dict[str, Any]]:
+    """Train every (pair, method, seed) cell under ``out`` and write ``out/table.csv``.
+
+    ``jobs > 1`` runs that many cells at once in separate processes, each with its share of
+    the threads (``train.threads``, else the CPU count, divided by ``jobs``; at least 1). A
+    cell gives the same result as in a serial table with the same thread count. A failed
+    cell is reported and the others go on; the table then holds the finished cells and a
+    :class:`~genda.errors.GendaError` names the failed ones (rerunning retries only them).
+    """
+    cells = plan_table(pairs, methods, seeds, out, base)
+    results: dict[int, dict[str, Any] | str] = {}
+    if jobs <= 1:
+        data: dict[str, ExperimentData] = {}  # loaded once per pair (and conversion)
+        for i, cell in enumerate(cells):
+            key = repr(cell.cfg.data)
+            if key not in data and not (cell.run_dir / "metrics.json").exists():
+                data[key] = prepare(cell.cfg.data, 0)
+            results[i] = _run_cell(cell.cfg, cell.run_dir, data.get(key))
+            _log_cell(log, cell, results[i])
+    else:
+        threads = max(1, (cells[0].cfg.train.threads or os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")  # no forked OpenMP state in the workers
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(
+                    _run_cell,
+                    replace(c.cfg, train=replace(c.cfg.train, threads=threads)),
+                    c.run_dir,
+                ): i
+                for i, c in enumerate(cells)
+            }
+            for future in as_completed(futures):
+                i = futures[future]
+                results[i] = future.result()
+                _log_cell(log, cells[i], results[i])
+    rows = [c.row(results[i]) for i, c in enumerate(cells) if isinstance(results[i], dict)]
+    write_table_csv(rows, Path(out))
+    failed = [
+        f"{c.run_dir}: {results[i]}" for i, c in enumerate(cells) if isinstance(results[i], str)
+    ]
+    if failed:
+        raise GendaError(
+            f"{len(failed)} of {len(cells)} table runs failed (the others are in "
+            f"{Path(out) / 'table.csv'}; rerun to retry): {'; '.join(failed)}"
+        )
     return rows
+
+
+def _run_cell(
+    cfg: ExperimentConfig, run_dir: Path, data: ExperimentData | None = None
+) -> dict[str, Any] | str:
+    """A cell's metrics, or the one-line reason it failed (in a worker process too).
+
+    Data are prepared with seed 0 for every cell, as a serial table shares them per pair."""
+    try:
+        if data is None and not (run_dir / "metrics.json").exists():
+            data = prepare(cfg.data, 0)
+        return train_or_reuse(cfg, run_dir, data)
+    except GendaError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001  a crashed cell must not take the table down
+        return f"{type(e).__name__}: {e}"
+
+
+def _log_cell(log, cell: Cell, result: dict[str, Any] | str) -> None:
+    where = f"[table] {cell.method} {cell.run_dir.parent.parent.name} seed {cell.seed}"
+    if isinstance(result, str):
+        log(f"{where}: FAILED: {result}")
+    else:
+        log(f"{where}: target {result['target_accuracy']:.2f}% ({result['wall_time_s']:.0f} s)")
 
 
 def write_table_csv(rows: list[dict[str, Any]], out: Path) -> Path:

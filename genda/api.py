@@ -160,6 +160,23 @@ def uda_table(
     return Path(out) / "table.md"
 
 
+def uda_matrix(
+    domains: list[str],
+    out: str | Path,
+    seed: int = 0,
+    config: str | Path | dict[str, Any] | None = None,
+    log: Any = print,
+    jobs: int = 1,
+    **options: Any,
+) -> Path:
+    """Train source-only on each domain and test it on every domain; write ``matrix.csv``,
+    ``matrix.md`` and ``matrix.png`` under ``out`` and return the path of ``matrix.md``."""
+    from genda.engine.matrix import run_matrix
+
+    run_matrix(list(domains), Path(out), raw_config(config, **options), seed, log, jobs)
+    return Path(out) / "matrix.md"
+
+
 def write_report(
     paths: list[str | Path], out: str | Path, title: str = "genda report"
 ) -> tuple[Path, Path]:

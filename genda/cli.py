@@ -177,6 +177,16 @@ def cmd_uda_table(args: argparse.Namespace) -> None:
     print(md.read_text())
 
 
+def cmd_uda_matrix(args: argparse.Namespace) -> None:
+    from genda import api
+
+    domains = [d for d in args.domains.split(";" if ";" in args.domains else ",") if d]
+    if len(domains) < 2:
+        raise ConfigError("--domains needs at least two data specs, comma-separated")
+    md = api.uda_matrix(domains, args.out, args.seed, _raw_config(args), jobs=args.jobs)
+    print(md.read_text())
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from genda import api
 
@@ -247,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common_train_args(tab)
     tab.set_defaults(func=cmd_uda_table)
+
+    mat = uda.add_parser(
+        "matrix", help="train on each domain, test on every domain: matrix.csv/.md + heat map"
+    )
+    mat.add_argument(
+        "--domains",
+        required=True,
+        help="data specs, separated by ';' or ',' (mnistm:A,B specs need ';')",
+    )
+    mat.add_argument("--seed", type=int, default=0)
+    mat.add_argument("--out", required=True, help="matrix directory (re-running resumes it)")
+    mat.add_argument("--jobs", type=int, default=1, help="rows side by side in processes")
+    _common_train_args(mat)
+    mat.set_defaults(func=cmd_uda_matrix)
 
     smp = sub.add_parser("sample", help="sample a generative run into an image folder (+ grid.png)")
     smp.add_argument("run", help="run directory of a trained generative model")

@@ -121,6 +121,17 @@ def run_table(
     :class:`~genda.errors.GendaError` names the failed ones (rerunning retries only them).
     """
     cells = plan_table(pairs, methods, seeds, out, base)
+    results = run_cells(cells, log, jobs, raise_failed=False)
+    rows = [c.row(r) for c, r in zip(cells, results, strict=True) if isinstance(r, dict)]
+    write_table_csv(rows, Path(out))
+    _raise_failed(cells, results, f"the others are in {Path(out) / 'table.csv'}")
+    return rows
+
+
+def run_cells(
+    cells: list[Cell], log=print, jobs: int = 1, raise_failed: bool = True
+) -> list[dict[str, Any] | str]:
+    """Each cell's metrics (or the line saying why it failed), serially or ``jobs`` at once."""
     results: dict[int, dict[str, Any] | str] = {}
     if jobs <= 1:
         data: dict[str, ExperimentData] = {}  # loaded once per pair (and conversion)
@@ -146,17 +157,18 @@ def run_table(
                 i = futures[future]
                 results[i] = future.result()
                 _log_cell(log, cells[i], results[i])
-    rows = [c.row(results[i]) for i, c in enumerate(cells) if isinstance(results[i], dict)]
-    write_table_csv(rows, Path(out))
+    ordered = [results[i] for i in range(len(cells))]
+    if raise_failed:
+        _raise_failed(cells, ordered, "rerun to retry them")
+    return ordered
+
+
+def _raise_failed(cells: list[Cell], results: list, note: str) -> None:
     failed = [
-        f"{c.run_dir}: {results[i]}" for i, c in enumerate(cells) if isinstance(results[i], str)
+        f"{c.run_dir}: {r}" for c, r in zip(cells, results, strict=True) if isinstance(r, str)
     ]
     if failed:
-        raise GendaError(
-            f"{len(failed)} of {len(cells)} table runs failed (the others are in "
-            f"{Path(out) / 'table.csv'}; rerun to retry): {'; '.join(failed)}"
-        )
-    return rows
+        raise GendaError(f"{len(failed)} of {len(cells)} runs failed ({note}): {'; '.join(failed)}")
 
 
 def _run_cell(
@@ -176,11 +188,13 @@ def _run_cell(
 
 
 def _log_cell(log, cell: Cell, result: dict[str, Any] | str) -> None:
-    where = f"[table] {cell.method} {cell.run_dir.parent.parent.name} seed {cell.seed}"
+    where = f"[{cell.cfg.name}]"
     if isinstance(result, str):
         log(f"{where}: FAILED: {result}")
     else:
-        log(f"{where}: target {result['target_accuracy']:.2f}% ({result['wall_time_s']:.0f} s)")
+        acc = result.get("target_accuracy", result.get("source_accuracy"))
+        kind = "target" if "target_accuracy" in result else "test"
+        log(f"{where}: {kind} {acc:.2f}% ({result['wall_time_s']:.0f} s)")
 
 
 def write_table_csv(rows: list[dict[str, Any]], out: Path) -> Path:

@@ -7,6 +7,7 @@ the same figures as data URIs, so that single file can be mailed or archived on 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -90,6 +91,18 @@ def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[tuple[
                 found[kind][d] = label
     tables, runs = (sorted(found[k].items(), key=lambda t: t[1]) for k in ("tables", "runs"))
     return tables, runs
+
+
+def _matrices(paths: Iterable[Path]) -> list[Path]:
+    """Directories holding a ``matrix.csv`` under ``paths`` (sorted, each once)."""
+    found = {
+        Path(d).resolve()
+        for given in paths
+        if Path(given).is_dir()
+        for d, _, files in os.walk(given)
+        if "matrix.csv" in files
+    }
+    return sorted(found)
 
 
 def load_run(path: Path, label: str) -> Run:
@@ -225,6 +238,21 @@ class _Builder:
         inside = [r for r in runs if r.path.is_relative_to(path)]
         self.blocks += per_class_blocks(summary, inside)
 
+    def add_matrix(self, path: Path) -> None:
+        """The train x test accuracy matrix of ``genda uda matrix`` and its heat map."""
+        with (path / "matrix.csv").open(newline="", encoding="utf-8") as f:
+            header, *rows = list(csv.reader(f))
+        self.blocks += [
+            Heading(f"Cross-domain accuracy: {path.name}", 2),
+            Paragraph(
+                "Source-only classifiers: rows trained on, columns tested on (%); the "
+                "diagonal is in-domain test accuracy."
+            ),
+            Table(tuple(header), tuple(tuple(r) for r in rows)),
+        ]
+        if (path / "matrix.png").is_file():
+            self.copy_image("Cross-domain accuracy", path / "matrix.png", path.name, "matrix")
+
     def add_overview(self, runs: list[Run]) -> None:
         """One line per run, with the headline metrics any run reported."""
         keys = [k for k in _HEADLINE if any(k in r.metrics for r in runs)]
@@ -311,6 +339,8 @@ def build_report(paths: list[Path], out: Path, title: str = "genda report") -> t
     ]
     for path, label in tables:
         builder.add_table(path, label, runs)
+    for path in _matrices(paths):
+        builder.add_matrix(path)
     builder.blocks += generative_blocks([(r.label, r.metrics) for r in runs])
     if runs:
         builder.add_overview(runs)

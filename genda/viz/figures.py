@@ -239,3 +239,31 @@ def plot_xy(
     if series:
         ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def plot_matrix(
+    accuracy: ArrayLike, names: Sequence[str], path: PathLike, title: str = "Cross-domain accuracy"
+) -> Path:
+    """Heat map of a train x test accuracy matrix (percent), each cell annotated."""
+    acc = _np(accuracy).astype(np.float64)
+    k = len(names)
+    fig = Figure(figsize=(2.2 + 1.1 * k, 1.6 + 1.0 * k), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(acc, cmap="viridis", vmin=0, vmax=100)
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    ax.set_xticks(range(k), names, rotation=30, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    ax.set_title(title)
+    for i in range(k):
+        for j in range(k):
+            ax.text(
+                j,
+                i,
+                f"{acc[i, j]:.1f}",
+                ha="center",
+                va="center",
+                color="black" if acc[i, j] > 60 else "white",
+            )
+    return save_figure(fig, path)

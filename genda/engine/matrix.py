@@ -1,0 +1,101 @@
+"""``genda uda matrix``: train on each domain, test on every domain (the course reports'
+cross-domain table), written as ``matrix.csv`` / ``matrix.md`` and a heat map.
+
+Each row is one ``source-only`` run directory (``DIR/<domain>/seed<k>``) trained on that
+domain's labelled train split; its cells are that classifier's accuracy on every domain's
+test split, the diagonal being the in-domain accuracy. No target data is used in training,
+so the matrix shows the raw domain gaps that adaptation methods start from. Rows train
+through :func:`genda.engine.table.run_table`'s cell runner, so ``--jobs`` and resuming work
+the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genda.config import merge
+from genda.data.domain import Domain
+from genda.data.prepare import prepare
+from genda.engine.loop import load_method, resolve_config
+from genda.engine.table import Cell, run_cells, spec_name
+from genda.errors import DataError
+from genda.io import write_csv, write_text
+from genda.metrics.classification import classification_metrics, predict
+
+
+def run_matrix(
+    domains: list[str],
+    out: Path,
+    base: dict[str, Any] | None = None,
+    seed: int = 0,
+    log=print,
+    jobs: int = 1,
+) -> list[list[float]]:
+    """Accuracy (percent) of a classifier trained on ``domains[i]`` on ``domains[j]``'s test split."""
+    out = Path(out)
+    base = base or {}
+    names = [spec_name(d) for d in domains]
+    cells = [
+        Cell(
+            (d, ""),
+            "source-only",
+            seed,
+            resolve_config(
+                merge(
+                    base,
+                    {
+                        "method": "source-only",
+                        "name": f"matrix/{n}/seed{seed}",
+                        "data": {"source": d, "target": ""},
+                        "train": {"seed": seed},
+                    },
+                )
+            ),
+            out / n / f"seed{seed}",
+        )
+        for d, n in zip(domains, names, strict=True)
+    ]
+    run_cells(cells, log, jobs)  # raises naming any row that failed
+    dc = cells[0].cfg.data  # every row converts to the same size and channels
+    tests = {d: prepare(replace(dc, source=d, limit=0), 0).source.test for d in domains}
+    acc: list[list[float]] = []
+    for cell in cells:
+        _, method = load_method(cell.run_dir)
+        acc.append([_accuracy(method, tests[d], d) for d in domains])
+    write_csv(
+        out / "matrix.csv",
+        ["train \\ test", *names],
+        [[n, *(f"{a:.2f}" for a in row)] for n, row in zip(names, acc, strict=True)],
+    )
+    header = "| train \\ test | " + " | ".join(names) + " |"
+    lines = [header, "|" + " --- |" * (len(names) + 1)]
+    lines += [
+        f"| {n} | " + " | ".join(f"{a:.1f}" for a in row) + " |"
+        for n, row in zip(names, acc, strict=True)
+    ]
+    size, channels = cells[0].cfg.data.size, cells[0].cfg.data.channels
+    write_text(
+        out / "matrix.md",
+        "# Cross-domain accuracy (%)\n\nRows: trained (source-only) on; columns: tested on "
+        f"({channels}x{size}px, seed {seed}; diagonal = in-domain test accuracy).\n\n"
+        + "\n".join(lines)
+        + "\n",
+    )
+    from genda.viz import plot_matrix
+
+    plot_matrix(acc, names, out / "matrix.png")
+    return acc
+
+
+def _accuracy(method, test: Domain, spec: str) -> float:
+    if test.classes != method.info.classes:
+        raise DataError(
+            f"{spec}: classes {test.classes} differ from the training domain's "
+            f"{method.info.classes}; a cross-domain matrix needs one label set"
+        )
+    logits, y = predict(lambda x: method.classify(method.prepare(x)), test, torch.device("cpu"))
+    return classification_metrics(logits, y, method.info.num_classes)["accuracy"]

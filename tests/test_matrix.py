@@ -1,0 +1,31 @@
+"""``genda uda matrix``: one source-only row per domain, tested on every domain."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from genda.cli import main
+
+TINY = ["--steps", "6", "--batch-size", "16", "--set", "data.limit=96", "--set", "train.threads=1"]
+
+
+def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys) -> None:
+    out = tmp_path / "m"
+    assert (
+        main(["uda", "matrix", "--domains", "digits,digits-m,syndigits", "--out", str(out), *TINY])
+        == 0
+    )
+    assert "# Cross-domain accuracy" in capsys.readouterr().out
+    with (out / "matrix.csv").open() as f:
+        header, *rows = list(csv.reader(f))
+    assert header == ["train \\ test", "digits", "digits-m", "syndigits"]
+    assert [r[0] for r in rows] == header[1:] and all(len(r) == 4 for r in rows)
+    for i, row in enumerate(rows):  # the diagonal is the row's own in-domain test accuracy
+        metrics = json.loads((out / row[0] / "seed0" / "metrics.json").read_text())
+        assert float(row[1 + i]) == round(metrics["source_accuracy"], 2)
+        assert all(0 <= float(a) <= 100 for a in row[1:])
+    assert (out / "matrix.png").stat().st_size > 1000
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Cross-domain accuracy: m" in md and "matrix.png" in md

@@ -41,12 +41,20 @@ class DataConfig:
 
     source: str = "digits"
     target: str = ""  # domain adaptation only: the unlabelled target domain
-    size: int = bounded(28, 8, 256, "image side in pixels after conversion")
-    channels: int = choice(1, [1, 3], "1 = grey, 3 = RGB; data sets are converted once")
+    size: int = bounded(
+        0, 0, 256, "image side after conversion; 0 = auto: the larger native side of the data"
+    )
+    channels: int = choice(
+        0, [0, 1, 3], "1 = grey, 3 = RGB, 0 = auto: RGB if any of the data is colour, else grey"
+    )
     attribute: str = ""  # attribute models: which binary attribute is the label (e.g. Smiling)
     limit: int = bounded(0, 0, None, "use at most this many training images (0 = all)")
     download: bool = False
     strict: bool = False  # refuse image files whose size differs from the rest of their set
+
+    def __post_init__(self) -> None:
+        if 0 < self.size < 8:
+            raise ConfigError(f"data.size: {self.size} is out of range [8, 256] (or 0 = auto)")
 
 
 @dataclass

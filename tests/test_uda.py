@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from genda.cli import main
 from genda.config import ConfigError
@@ -119,3 +120,47 @@ def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "genda: error:" in err and "nowhere" in err
     assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_auto_size_and_channels_pick_per_pair(tmp_path, capsys) -> None:
+    from genda.data.domain import Dataset, Domain
+    from genda.data.prepare import auto_shape
+
+    def domain_set(name: str, c: int, s: int) -> Dataset:
+        d = Domain(
+            torch.zeros(4, c, s, s, dtype=torch.uint8), torch.arange(4) % 2, name, ["0", "1"]
+        )
+        return Dataset(name, d, d)
+
+    grey16, grey28, colour32 = (
+        domain_set("g16", 1, 16),
+        domain_set("g28", 1, 28),
+        domain_set("c32", 3, 32),
+    )
+    assert auto_shape(grey16, grey28)[:2] == (28, 1)
+    assert auto_shape(grey28, colour32)[:2] == (32, 3)
+    assert auto_shape(colour32, grey16)[:2] == (32, 3)
+    assert auto_shape(colour32, grey16, size=28, channels=1) == (28, 1, "")  # overrides win
+    assert "c32 is colour" in auto_shape(grey28, colour32)[2]
+
+    run = tmp_path / "r"
+    rc = main(
+        [
+            "train",
+            "source-only",
+            "--data",
+            "digits",
+            "--target",
+            "syndigits",
+            "--out",
+            str(run),
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    assert (
+        "chose data.size=32 (larger native side: digits 28, syndigits 32)"
+        in capsys.readouterr().out
+    )
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert (cfg["data"]["size"], cfg["data"]["channels"]) == (32, 3)

@@ -30,6 +30,7 @@ class ExperimentData:
     source: Dataset
     target: Dataset | None
     info: DataInfo
+    chosen: str = ""  # what auto size/channels picked, e.g. "data.size=28 (larger native ...)"
 
     def split(self, stream: str, split: str = "train"):
         ds = self.source if stream == "source" else self.target
@@ -65,9 +66,10 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
             source.train.with_attribute_labels(dc.attribute),
             source.test.with_attribute_labels(dc.attribute),
         )
-    source = _limit(source, dc.limit, seed).converted(dc.size, dc.channels).with_domain_id(0)
+    size, channels, why = auto_shape(source, target, dc.size, dc.channels)
+    source = _limit(source, dc.limit, seed).converted(size, channels).with_domain_id(0)
     if target is not None:
-        target = _limit(target, dc.limit, seed).converted(dc.size, dc.channels).with_domain_id(1)
+        target = _limit(target, dc.limit, seed).converted(size, channels).with_domain_id(1)
         if target.train.classes and target.train.classes != source.train.classes:
             raise DataError(
                 f"source {dc.source} classes {source.train.classes} differ from "
@@ -75,5 +77,36 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
             )
     tr = source.train
     return ExperimentData(
-        source, target, DataInfo(dc.channels, dc.size, list(tr.classes), list(tr.attr_names))
+        source, target, DataInfo(channels, size, list(tr.classes), list(tr.attr_names)), why
     )
+
+
+def auto_shape(
+    source: Dataset, target: Dataset | None, size: int = 0, channels: int = 0
+) -> tuple[int, int, str]:
+    """``(size, channels, why)``: the requested ones, with 0 ("auto") replaced by a choice.
+
+    Auto size is the larger native side of the data sets: upsampling the smaller one (USPS's
+    16 px to MNIST's 28) keeps every pixel of the larger, while downsampling would blur
+    strokes the classifier needs. Auto channels is RGB when any data set is colour: colour
+    is part of what differs between e.g. MNIST and MNIST-M, and a grey set replicated to
+    three channels loses nothing, whereas greying a colour set can erase a digit whose
+    colour differs from its background at equal brightness. ``why`` says what was chosen
+    (empty when nothing was auto), so runs can print it and ``config.yaml`` records it.
+    """
+    sets = [d for d in (source, target) if d is not None]
+    notes = []
+    if not size:
+        sides = {d.name: max(d.train.images.shape[2:]) for d in sets}
+        size = max(sides.values())
+        native = ", ".join(f"{n} {s}" for n, s in sides.items())
+        notes.append(f"data.size={size} (larger native side: {native})")
+    if not channels:
+        colour = [d.name for d in sets if d.train.images.shape[1] == 3]
+        channels = 3 if colour else 1
+        notes.append(
+            f"data.channels={channels} ("
+            + (f"{', '.join(colour)} is colour" if colour else "all grey")
+            + ")"
+        )
+    return size, channels, "; ".join(notes)

@@ -111,6 +111,13 @@ def _train(
     torch.manual_seed(tc.seed)
     if data is None:
         data = prepare(cfg.data, tc.seed)
+    if data.chosen and not (cfg.data.size and cfg.data.channels):
+        cfg = dataclasses.replace(
+            cfg,
+            data=dataclasses.replace(cfg.data, size=data.info.size, channels=data.info.channels),
+        )  # config.yaml records what auto chose
+        if rt.is_main and not resume:
+            print(f"[{cfg.name or cfg.method}] chose {data.chosen}", flush=True)
     method = build_method(cfg, data.info)
     steps = total_steps(cfg, data, rt.world)
     method.total_steps = steps

@@ -24,7 +24,7 @@ class UDAMethod(Method):
     kind = "uda"
     streams = ("source", "target")
     # channels_last: measured 10-36% faster DANN steps on CPU (benchmarks/pipeline.py)
-    defaults = {"data": {"size": 28, "channels": 1}, "train": {"channels_last": True}}
+    defaults = {"train": {"channels_last": True}}  # data size/channels: auto per pair
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["encoder"](x)

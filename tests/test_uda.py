@@ -137,11 +137,11 @@ def test_auto_size_and_channels_pick_per_pair(tmp_path, capsys) -> None:
         domain_set("g28", 1, 28),
         domain_set("c32", 3, 32),
     )
-    assert auto_shape(grey16, grey28)[:2] == (28, 1)
-    assert auto_shape(grey28, colour32)[:2] == (32, 3)
-    assert auto_shape(colour32, grey16)[:2] == (32, 3)
-    assert auto_shape(colour32, grey16, size=28, channels=1) == (28, 1, "")  # overrides win
-    assert "c32 is colour" in auto_shape(grey28, colour32)[2]
+    assert auto_shape([grey16, grey28])[:2] == (28, 1)
+    assert auto_shape([grey28, colour32])[:2] == (32, 3)
+    assert auto_shape([colour32, grey16])[:2] == (32, 3)
+    assert auto_shape([colour32, grey16], size=28, channels=1) == (28, 1, "")  # overrides win
+    assert "c32 is colour" in auto_shape([grey28, colour32])[2]
 
     run = tmp_path / "r"
     rc = main(

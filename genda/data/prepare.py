@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -66,7 +67,9 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
             source.train.with_attribute_labels(dc.attribute),
             source.test.with_attribute_labels(dc.attribute),
         )
-    size, channels, why = auto_shape(source, target, dc.size, dc.channels)
+    size, channels, why = auto_shape(
+        [source] if target is None else [source, target], dc.size, dc.channels
+    )
     source = _limit(source, dc.limit, seed).converted(size, channels).with_domain_id(0)
     if target is not None:
         target = _limit(target, dc.limit, seed).converted(size, channels).with_domain_id(1)
@@ -82,7 +85,7 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
 
 
 def auto_shape(
-    source: Dataset, target: Dataset | None, size: int = 0, channels: int = 0
+    datasets: Sequence[Dataset], size: int = 0, channels: int = 0
 ) -> tuple[int, int, str]:
     """``(size, channels, why)``: the requested ones, with 0 ("auto") replaced by a choice.
 
@@ -94,7 +97,7 @@ def auto_shape(
     colour differs from its background at equal brightness. ``why`` says what was chosen
     (empty when nothing was auto), so runs can print it and ``config.yaml`` records it.
     """
-    sets = [d for d in (source, target) if d is not None]
+    sets = list(datasets)
     notes = []
     if not size:
         sides = {d.name: max(d.train.images.shape[2:]) for d in sets}

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from genda.config import merge
+from genda.config import DataConfig, from_dict, merge
 from genda.data.domain import Domain
-from genda.data.prepare import prepare
+from genda.data.prepare import auto_shape, prepare
+from genda.data.spec import load_dataset
 from genda.engine.loop import load_method, resolve_config
 from genda.engine.table import Cell, run_cells, spec_name
 from genda.errors import DataError
@@ -38,6 +39,12 @@ def run_matrix(
     """Accuracy (percent) of a classifier trained on ``domains[i]`` on ``domains[j]``'s test split."""
     out = Path(out)
     base = base or {}
+    dc = from_dict(DataConfig, base.get("data", {}), "data.")
+    if not (dc.size and dc.channels):  # one size and channel count for every row
+        loaded = [load_dataset(d, download=dc.download) for d in domains]
+        size, channels, why = auto_shape(loaded, dc.size, dc.channels)
+        base = merge(base, {"data": {"size": size, "channels": channels}})
+        log(f"[matrix] chose {why}")
     names = [spec_name(d) for d in domains]
     cells = [
         Cell(

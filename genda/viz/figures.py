@@ -206,18 +206,16 @@ def plot_confusion(
     ax.set_ylabel("true")
     ax.set_title(title)
     if k <= 20:
-        for i in range(k):
-            for j in range(k):
-                ax.text(
-                    j,
-                    i,
-                    f"{int(counts[i, j])}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black",
-                )
+        _annotate(ax, [[f"{int(c)}" for c in row] for row in counts], norm > 0.5)
     return save_figure(fig, path)
+
+
+def _annotate(ax, texts: list[list[str]], dark: np.ndarray, fontsize: int = 7) -> None:
+    """Write ``texts[i][j]`` on cell (i, j) of a heat map, white where the cell is ``dark``."""
+    for i, row in enumerate(texts):
+        for j, text in enumerate(row):
+            color = "white" if dark[i, j] else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
 
 
 def plot_xy(
@@ -256,14 +254,5 @@ def plot_matrix(
     ax.set_xlabel("tested on")
     ax.set_ylabel("trained on")
     ax.set_title(title)
-    for i in range(k):
-        for j in range(k):
-            ax.text(
-                j,
-                i,
-                f"{acc[i, j]:.1f}",
-                ha="center",
-                va="center",
-                color="black" if acc[i, j] > 60 else "white",
-            )
+    _annotate(ax, [[f"{a:.1f}" for a in row] for row in acc], acc <= 60, fontsize=9)
     return save_figure(fig, path)

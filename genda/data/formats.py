@@ -612,14 +612,17 @@ def load_course(directory: Path) -> Dataset:
 
 # --------------------------------------------------------------------------- image folders
 
-_ATTR_DIR = re.compile(r"^(.+)=([01])$")
+# A class folder (or class name) that sets one binary attribute: ``Smiling=1``.
+ATTR_DIR = re.compile(r"^(.+)=([01])$")
+# The sample grid ``genda sample`` writes beside the images; not an image of the set.
+GRID_NAME = "grid.png"
 
 
 def _scan_folder(directory: Path) -> tuple[list[Path], list[str], list[str]]:
     """``(files, class of each file, class names)``; a flat folder gives class ``""``."""
     subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and image_files(d, True))
     # `genda sample` writes a preview grid.png beside the samples: it is not a sample.
-    flat = [f for f in image_files(directory) if f.name != "grid.png"]
+    flat = [f for f in image_files(directory) if f.name != GRID_NAME]
     if subdirs and flat:
         raise DataError(
             f"folder:{directory}: has both images ({flat[0].name}) and class "
@@ -690,7 +693,7 @@ def load_folder(directory: Path, seed: int = 0) -> Dataset:
                     f"{directory} has a single image)"
                 )
         index = {c: i for i, c in enumerate(classes)}
-        matches = [_ATTR_DIR.match(c) for c in classes]
+        matches = [ATTR_DIR.match(c) for c in classes]
         names = {m.group(1) for m in matches if m}
         attr = names.pop() if classes and all(matches) and len(names) == 1 else None
         splits = {}

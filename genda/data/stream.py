@@ -15,13 +15,9 @@ from genda.data.domain import Domain
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range every genda network expects."""
+    """uint8 [0, 255] -> float [-1, 1], the range every genda network expects (the one place
+    this conversion is written; :func:`genda.viz.to_uint8` is its inverse)."""
     return x.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255]."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 class Stream:
@@ -39,16 +35,11 @@ class Stream:
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
-        labels: str = "class",
     ) -> None:
         self.domain = domain
         self.device = torch.device(device)
         self.images = domain.images.to(self.device)
-        if labels == "attrs":
-            assert domain.attrs is not None, f"{domain.name} has no attributes"
-            self.labels = domain.attrs.long().to(self.device)
-        else:
-            self.labels = domain.labels.to(self.device)
+        self.labels = domain.labels.to(self.device)
         n = len(domain)
         self.batch_size = min(batch_size, max(1, n // world))
         self.seed, self.rank, self.world = seed, rank, world

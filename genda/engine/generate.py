@@ -29,11 +29,10 @@ import torch
 from PIL import Image
 
 from genda.config import ConfigError
+from genda.data.formats import GRID_NAME
 from genda.errors import DataError
 from genda.io import locked, write_bytes
 from genda.viz.images import to_uint8
-
-GRID_NAME = "grid.png"
 
 
 def sample_options(method) -> list[str]:

@@ -130,7 +130,6 @@ def _train(
             tc.seed + 7919 * i,
             rt.rank,
             rt.world,
-            labels=getattr(method, "labels", "class"),
         )
         for i, name in enumerate(method.streams)
     }

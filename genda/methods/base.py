@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from genda.data.prepare import DataInfo
+from genda.data.stream import to_float
 
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -64,7 +65,7 @@ class Method(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> float [-1, 1] in the memory format the nets were set up with."""
-        x = x.float().div_(127.5).sub_(1.0)
+        x = to_float(x)
         return (
             x.contiguous(memory_format=torch.channels_last)
             if getattr(self, "channels_last", False)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from genda.config import ConfigError, bounded, choice
+from genda.data.formats import ATTR_DIR
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.generative import GenerativeMethod
 from genda.methods.losses import ema_update, warmup_decay
 from genda.methods.schedulers import SCHEDULERS, Scheduler
 from genda.nets.unet import UNet
-
-_ATTR_CLASSES = re.compile(r"^(.+)=([01])$")
 
 
 @dataclass
@@ -89,7 +87,7 @@ class DDPM(GenerativeMethod):
         k = info.num_classes
         if k == 0:
             self.conditioning = "none"
-        elif all(_ATTR_CLASSES.match(c) for c in info.classes) and k == 2:
+        elif all(ATTR_DIR.match(c) for c in info.classes) and k == 2:
             self.conditioning = "attribute"  # data.attribute turned into classes A=0 / A=1
         else:
             self.conditioning = "class"

@@ -32,6 +32,7 @@ from torch import nn
 from genda.data.augment import augment
 from genda.data.domain import DataError, Domain
 from genda.data.formats import cache_enabled
+from genda.data.stream import to_float
 from genda.nets import digits
 
 # Bump when training or the network changes so stale cached classifiers are retrained.
@@ -77,7 +78,7 @@ class UInt8Input(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(next(self.net.parameters()).device)
         if x.dtype == torch.uint8:
-            x = x.float() / 127.5 - 1.0
+            x = to_float(x)
         if x.shape[1] != self.channels:
             x = x.mean(1, keepdim=True) if self.channels == 1 else x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
@@ -217,7 +218,7 @@ def train_classifier(
                 perm, pos = torch.randperm(len(images), device=device), 0
             idx = perm[pos : pos + bs]
             pos += bs
-            x = augment(images[idx].float() / 127.5 - 1.0, aug)
+            x = augment(to_float(images[idx]), aug)
             z = net(x)
             y = y_all[idx]
             loss = (

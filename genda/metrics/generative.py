@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from genda.data.stream import to_float
 from genda.viz.images import to_uint8
 
 
@@ -68,7 +69,7 @@ class InceptionFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.net.eval()
         x = x.to(self.net.fc.weight.device)
-        x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+        x = to_float(x) if x.dtype == torch.uint8 else x.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = nn.functional.interpolate(

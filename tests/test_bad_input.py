@@ -95,7 +95,7 @@ def test_crafted_checkpoint_is_refused_and_its_payload_never_runs(gan_run, tmp_p
     state = torch.load(last, weights_only=True)
     state["config"]["name"] = Payload(marker)
     with last.open("wb") as f:
-        pickle.dump(state, f)  # torch.load reads plain pickles too
+        pickle.dump(state, f, protocol=2)  # torch.load reads plain pickles too
     for argv in (
         ("sample", run, "--n", "4", "--out", tmp_path / "s"),
         ("eval", run, "--n", "4"),

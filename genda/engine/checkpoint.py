@@ -56,12 +56,12 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
     except Exception as e:  # torch raises several types for unsafe, truncated or corrupt files
         text = str(e)
         if "weights_only" in text or "Unsupported global" in text:
-            what = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), "")
+            what = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), "")
             raise CheckpointError(
                 f"{path}: refused to load: it holds Python objects, not only tensors and plain "
                 f"data, and genda never runs code from a checkpoint ({what or type(e).__name__})"
             ) from None
-        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(e).__name__
         raise CheckpointError(
             f"{path}: not a readable genda checkpoint (truncated or corrupt: {first})"
         ) from None

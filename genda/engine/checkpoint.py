@@ -57,6 +57,7 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
         text = str(e)
         if "weights_only" in text or "Unsupported global" in text:
             what = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), "")
+            what = what.split(". ")[0].removeprefix("WeightsUnpickler error: ")
             raise CheckpointError(
                 f"{path}: refused to load: it holds Python objects, not only tensors and plain "
                 f"data, and genda never runs code from a checkpoint ({what or type(e).__name__})"

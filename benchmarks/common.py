@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -233,36 +232,16 @@ class GendaSteps:
     def __init__(
         self, cfg: Any, data: Any, total_steps: int, param_overrides: dict | None = None
     ) -> None:
-        import torch
 
-        from genda.data.stream import Stream
-        from genda.engine.loop import build_method
+        from genda.engine.loop import build_run
         from genda.engine.runtime import Runtime
 
         tc = cfg.train
         self.rt = Runtime(tc)
-        torch.manual_seed(tc.seed)
-        self.method = build_method(cfg, data.info)
-        self.method.total_steps = total_steps
-        self.method.configure(total_steps)
-        for opt in self.method.optimizers.values():
+        self.method, self.streams, _ = build_run(cfg, data, self.rt, total_steps)
+        for opt in self.method.optimizers.values():  # after Fabric's setup: same param groups
             for g in opt.param_groups:
                 g.update(param_overrides or {})
-        labels = getattr(self.method, "labels", "class")
-        self.streams = {
-            name: Stream(
-                data.split(name),
-                tc.batch_size,
-                self.rt.device,
-                tc.seed + 7919 * i,
-                self.rt.rank,
-                self.rt.world,
-                labels=labels,
-            )
-            for i, name in enumerate(self.method.streams)
-        }
-        self.rt.setup(self.method)
-        torch.manual_seed(tc.seed + 1 + self.rt.rank)
         self.method.train()
         self.precision = self.rt.precision
         self.log_every, self.step_no = tc.log_every, 0
@@ -290,23 +269,3 @@ class GendaSteps:
 
             self.rt.reduce_mean(torch.stack(list(self.sums.values()))).tolist()
             self.sums = {}
-
-
-@contextmanager
-def evaluate_replaced(wrap: Callable[[Callable[..., dict]], Callable[..., dict]]) -> Iterator[None]:
-    """Run ``loop.train`` with every built method's ``evaluate`` replaced by ``wrap(evaluate)``
-    (benchmarks skip or trim evaluation that is on no clock they measure)."""
-    from genda.engine import loop
-
-    build = loop.build_method
-
-    def patched(cfg, info):
-        method = build(cfg, info)
-        method.evaluate = wrap(method.evaluate)
-        return method
-
-    loop.build_method = patched
-    try:
-        yield
-    finally:
-        loop.build_method = build

@@ -48,7 +48,6 @@ from common import (  # noqa: E402
     GendaSteps,
     bench_cache,
     emit_json,
-    evaluate_replaced,
     machine,
     median,
     peak_rss_mb,
@@ -243,8 +242,8 @@ def end_to_end(kind: str, args, steps: int) -> dict:
 
         data = prepare(data_config(), 0)
         t_data = time.perf_counter() - t0
-        with evaluate_replaced(lambda evaluate: lambda *a, **k: {}):
-            train(genda_config(args.variant, args.batch_size, steps, args.threads), None, data=data)
+        cfg = genda_config(args.variant, args.batch_size, steps, args.threads)
+        train(cfg, None, data=data, evaluate=False)
         return {"total_s": time.perf_counter() - t0, "data_s": t_data}
     workers = int(kind.split("=")[1])
     b = Baseline(args.batch_size, workers, steps)

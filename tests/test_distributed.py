@@ -23,7 +23,7 @@ import torch
 from genda.data.prepare import prepare
 from genda.data.stream import Stream
 from genda.engine import checkpoint as ckpt
-from genda.engine.loop import build_method, resolve_config
+from genda.engine.loop import build_method, make_streams, noise_seed, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, BATCH, WORLD = 6, 16, 2
@@ -111,21 +111,15 @@ def _data_parallel_reference() -> list[dict[str, float]]:
     """
     cfg = resolve_config(RAW)
     tc = cfg.train
-    torch.manual_seed(tc.seed)  # the order of loop.train: seed, data, networks
     data = prepare(cfg.data, tc.seed)
+    torch.manual_seed(tc.seed)  # as loop.build_run: seed, then networks
     method = build_method(cfg, data.info)
     method.total_steps = STEPS
     method.configure(STEPS)
-    streams = [
-        {
-            name: Stream(data.split(name), tc.batch_size, "cpu", tc.seed + 7919 * i, rank, WORLD)
-            for i, name in enumerate(method.streams)
-        }
-        for rank in range(WORLD)
-    ]
+    streams = [make_streams(method, data, tc, "cpu", rank, WORLD) for rank in range(WORLD)]
     rng = []
     for rank in range(WORLD):
-        torch.manual_seed(tc.seed + 1 + rank)
+        torch.manual_seed(noise_seed(tc.seed, rank))
         rng.append(torch.get_rng_state())
     opt, sched = method.optimizers["main"], method.schedulers["main"]
     params = [p for g in opt.param_groups for p in g["params"]]

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from genda.config import ConfigError, ExperimentConfig, from_dict, merge
+from genda.config import ConfigError, ExperimentConfig, TrainConfig, from_dict, merge
 from genda.data.prepare import ExperimentData, prepare
 from genda.data.stream import Stream
 from genda.engine import checkpoint as ckpt
@@ -62,8 +62,13 @@ def train(
     run_dir: str | Path | None,
     resume: bool = False,
     data: ExperimentData | None = None,
+    figures: bool = True,
+    evaluate: bool = True,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (``None``: no files, for tests) and return final metrics.
+
+    ``figures=False`` skips the final figures (t-SNE and the like) and ``evaluate=False``
+    the whole final evaluation, for benchmarks that time training alone.
 
     ``run_dir`` is locked for the whole run (:func:`genda.io.locked`), so a second process
     given the same ``--out`` stops at once instead of interleaving its files with this one's.
@@ -80,7 +85,7 @@ def train(
         verdict = rt.broadcast(verdict)  # every rank stops if rank 0 could not lock
         if verdict:
             raise RunLockedError(verdict)
-        return _train(cfg, run_dir, rt, resume, data)
+        return _train(cfg, run_dir, rt, resume, data, figures, evaluate)
 
 
 def train_or_reuse(
@@ -100,12 +105,46 @@ def train_or_reuse(
     return train(cfg, run_dir, resume=resume, data=data)
 
 
+def make_streams(
+    method, data: ExperimentData, tc: TrainConfig, device, rank: int = 0, world: int = 1
+) -> dict[str, Stream]:
+    """The training streams a method consumes, each with its own seed (the recipe every
+    caller shares, so a benchmark or a DDP reference sees the batches a run sees)."""
+    return {
+        name: Stream(data.split(name), tc.batch_size, device, tc.seed + 7919 * i, rank, world)
+        for i, name in enumerate(method.streams)
+    }
+
+
+def noise_seed(seed: int, rank: int) -> int:
+    """Seed of a rank's noise and augmentation after the identical initialisation."""
+    return seed + 1 + rank
+
+
+def build_run(
+    cfg: ExperimentConfig, data: ExperimentData, rt: Runtime, steps: int | None = None
+) -> tuple[Any, dict[str, Stream], int]:
+    """Phase 1 of a run: the seeded method with its optimisers for ``steps`` (default: from
+    the config), set up on ``rt`` (device, precision, DDP), and its streams."""
+    torch.manual_seed(cfg.train.seed)
+    method = build_method(cfg, data.info)
+    steps = steps or total_steps(cfg, data, rt.world)
+    method.total_steps = steps
+    method.configure(steps)
+    streams = make_streams(method, data, cfg.train, rt.device, rt.rank, rt.world)
+    rt.setup(method)
+    torch.manual_seed(noise_seed(cfg.train.seed, rt.rank))
+    return method, streams, steps
+
+
 def _train(
     cfg: ExperimentConfig,
     run_dir: Path | None,
     rt: Runtime,
     resume: bool,
     data: ExperimentData | None,
+    figures: bool = True,
+    evaluate: bool = True,
 ) -> dict[str, Any]:
     tc = cfg.train
     torch.manual_seed(tc.seed)
@@ -118,23 +157,7 @@ def _train(
         )  # config.yaml records what auto chose
         if rt.is_main and not resume:
             print(f"[{cfg.name or cfg.method}] chose {data.chosen}", flush=True)
-    method = build_method(cfg, data.info)
-    steps = total_steps(cfg, data, rt.world)
-    method.total_steps = steps
-    method.configure(steps)
-    streams = {
-        name: Stream(
-            data.split(name),
-            tc.batch_size,
-            rt.device,
-            tc.seed + 7919 * i,
-            rt.rank,
-            rt.world,
-        )
-        for i, name in enumerate(method.streams)
-    }
-    rt.setup(method)
-    torch.manual_seed(tc.seed + 1 + rt.rank)  # per-rank noise/augmentation after identical init
+    method, streams, steps = build_run(cfg, data, rt)
 
     main = rt.is_main and run_dir is not None
     history = History(run_dir if main else None)
@@ -237,7 +260,8 @@ def _train(
     wall = clock()
     save_checkpoint(steps)
     method.eval()
-    metrics = rt.evaluate(method, data, (run_dir / "figures") if main else None)  # rank 0 only
+    fig_dir = run_dir / "figures" if main and figures else None
+    metrics = rt.evaluate(method, data, fig_dir) if evaluate else {}  # rank 0 only
     history.log(steps, wall, _scalars(metrics))
     metrics = {
         "method": cfg.method,

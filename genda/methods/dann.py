@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from genda.data.augment import augment
-from genda.engine.config import bounded
+from genda.engine.config import bounded, choice
 from genda.methods.base import Batch
 from genda.methods.losses import DomainAdversarialLoss, dann_lambda
 from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
@@ -26,6 +26,13 @@ from genda.nets import digits
 class DANNHparams(SupervisedHparams):
     lambda_max: float = bounded(1.0, 0.0, 100.0, "final weight of the adversarial gradient")
     gamma: float = bounded(10.0, 0.0, 100.0, "steepness of the lambda schedule")
+    bn: str = choice(
+        "joint",
+        ["joint", "domain"],
+        "joint = one encoder forward of source+target; domain = separate forwards (per-domain BN)",
+    )
+    disc_hidden: int = bounded(0, 0, 4096, "discriminator hidden units (0 = the arch's)")
+    disc_layers: int = bounded(0, 0, 8, "discriminator hidden layers (0 = the arch's)")
 
 
 class DANN(SourceOnly):
@@ -35,7 +42,14 @@ class DANN(SourceOnly):
 
     def __init__(self, hp: DANNHparams, info) -> None:
         super().__init__(hp, info)
-        _, _, disc = digits.build(hp.arch, info.channels, info.size, info.num_classes)
+        _, _, disc = digits.build(
+            hp.arch,
+            info.channels,
+            info.size,
+            info.num_classes,
+            disc_hidden=hp.disc_hidden,
+            disc_layers=hp.disc_layers,
+        )
         self.nets["discriminator"] = disc
 
     def configure(self, total_steps: int) -> None:
@@ -44,9 +58,14 @@ class DANN(SourceOnly):
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
-        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment)
-        f = self.nets["encoder"](x)  # one forward for both domains (one DDP call per net)
-        fs, ft = f[: len(xs)], f[len(xs) :]
+        enc = self.nets["encoder"]
+        if self.hp.bn == "domain":
+            fs = enc(augment(self.prepare(xs), self.hp.augment))
+            ft = enc(augment(self.prepare(xt), self.hp.augment))
+        else:
+            x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment)
+            f = enc(x)  # one forward for both domains (one DDP call per net)
+            fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)
         cls_loss = F.cross_entropy(logits, ys)
         coeff = self.hp.lambda_max * dann_lambda((step - 1) / self.total_steps, self.hp.gamma)

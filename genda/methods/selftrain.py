@@ -95,6 +95,7 @@ class SelfTrain(SourceOnly):
     name = "selftrain"
     Hparams = SelfTrainHparams
     streams = ("source", "target")
+    eval_nets = ("teacher_encoder", "teacher_classifier")
 
     def __init__(self, hp: SelfTrainHparams, info) -> None:
         super().__init__(hp, info)

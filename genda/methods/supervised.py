@@ -31,6 +31,14 @@ class SupervisedHparams:
     # Geometric jitter of both domains' batches: the digit domains differ in framing and
     # stroke, and jitter measurably helps every row of the MNIST<->USPS table.
     augment: str = choice("affine", ["none", "shift", "affine"])
+    norm: str = choice(
+        "minmax",
+        ["minmax", "instance"],
+        "input scaling: minmax = x/127.5-1; instance = per-image, per-channel standardisation",
+    )
+    adabn: bool = choice(
+        False, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
+    )
 
 
 def make_optimizer(params, hp) -> torch.optim.Optimizer:
@@ -58,7 +66,9 @@ class SourceOnly(UDAMethod):
 
     def __init__(self, hp: SupervisedHparams, info) -> None:
         super().__init__(hp, info)
-        enc, cls, _ = digits.build(hp.arch, info.channels, info.size, info.num_classes)
+        enc, cls, _ = digits.build(
+            hp.arch, info.channels, info.size, info.num_classes, input_norm=hp.norm == "instance"
+        )
         self.nets.update({"encoder": enc, "classifier": cls})
 
     def configure(self, total_steps: int) -> None:

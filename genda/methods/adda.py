@@ -23,7 +23,6 @@ target encoder, i.e. the two mappings ADDA aligns. ``source_accuracy`` is the so
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

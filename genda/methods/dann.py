@@ -24,10 +24,17 @@ from genda.nets import digits
 
 @dataclass
 class DANNHparams(SupervisedHparams):
+    # Adam 1e-3 (annealed), as in the common PyTorch DANN scripts: with SGD 0.01 the
+    # encoder beats the small discriminator at once (domain accuracy ~50 % from step 500)
+    # and MNIST -> MNIST-M stays at 47 %; Adam reached 69 % in the same 2k steps.
+    optimizer: str = choice("adam", ["sgd", "adam"])
+    lr: float = bounded(1e-3, 0.0, 10.0)
     lambda_max: float = bounded(1.0, 0.0, 100.0, "final weight of the adversarial gradient")
     gamma: float = bounded(10.0, 0.0, 100.0, "steepness of the lambda schedule")
+    # Separate forwards let BatchNorm normalise each domain with its own batch statistics
+    # (as AdaBN does at test time), so the discriminator must work on what is left.
     bn: str = choice(
-        "joint",
+        "domain",
         ["joint", "domain"],
         "joint = one encoder forward of source+target; domain = separate forwards (per-domain BN)",
     )

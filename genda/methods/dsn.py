@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from genda.data.augment import augment
-from genda.engine.config import bounded
+from genda.engine.config import bounded, choice
 from genda.methods.base import Batch
 from genda.methods.dann import DANN, DANNHparams
 from genda.methods.losses import DomainAdversarialLoss, dann_lambda, difference_loss, simse
@@ -39,6 +39,11 @@ from genda.nets.dsn import Decoder
 
 @dataclass
 class DSNHparams(DANNHparams):
+    # DSN keeps the input scaling and SGD schedule it was measured with: its private encoders
+    # and decoder model the raw image, and the DANN defaults below were measured for DANN only.
+    optimizer: str = choice("sgd", ["sgd", "adam"])
+    lr: float = bounded(0.01, 0.0, 10.0)
+    norm: str = choice("minmax", ["minmax", "instance"], "input scaling (see source-only)")
     # lambda_max (DANN's) is gamma, the similarity weight. The paper tuned alpha/beta on a small
     # labelled target set, which UDA may not use; 0.1 each keeps both terms below the task loss.
     recon_weight: float = bounded(

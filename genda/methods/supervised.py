@@ -31,13 +31,18 @@ class SupervisedHparams:
     # Geometric jitter of both domains' batches: the digit domains differ in framing and
     # stroke, and jitter measurably helps every row of the MNIST<->USPS table.
     augment: str = choice("affine", ["none", "shift", "affine"])
+    # Per-image standardisation (genda.nets.digits.standardize) removes the brightness,
+    # contrast and colour cast that separate MNIST-M from MNIST before any weight sees them;
+    # on MNIST -> MNIST-M it is worth +35 points to source-only with AdaBN (18 -> 53 %).
     norm: str = choice(
-        "minmax",
+        "instance",
         ["minmax", "instance"],
         "input scaling: minmax = x/127.5-1; instance = per-image, per-channel standardisation",
     )
+    # AdaBN (Li et al., 2017): a net trained on source normalises target features with
+    # source statistics; re-estimating them on unlabelled target train images fixes that.
     adabn: bool = choice(
-        False, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
+        True, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
     )
 
 

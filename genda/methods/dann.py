@@ -5,6 +5,11 @@ Ganin et al., JMLR 2016. One step: classify labelled source images, and train a 
 discriminator on source+target features through a gradient-reversal layer whose factor
 follows the paper's schedule ``lambda_p = 2/(1+exp(-10p)) - 1``; the learning rate anneals
 as ``mu_p = mu_0 / (1 + 10p)^0.75`` (SGD, momentum 0.9).
+
+Defaults that matter on real pairs (MNIST -> MNIST-M, measured): a 1024-1024 discriminator,
+separate source/target forwards so BatchNorm normalises each domain with its own
+statistics, AdaBN at evaluation and per-image input standardisation (see
+:class:`~genda.methods.supervised.SupervisedHparams`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,6 @@ from genda.nets import digits
 
 @dataclass
 class DANNHparams(SupervisedHparams):
-    # Adam 1e-3 (annealed), as in the common PyTorch DANN scripts: with SGD 0.01 the
-    # encoder beats the small discriminator at once (domain accuracy ~50 % from step 500)
-    # and MNIST -> MNIST-M stays at 47 %; Adam reached 69 % in the same 2k steps.
-    optimizer: str = choice("adam", ["sgd", "adam"])
-    lr: float = bounded(1e-3, 0.0, 10.0)
     lambda_max: float = bounded(1.0, 0.0, 100.0, "final weight of the adversarial gradient")
     gamma: float = bounded(10.0, 0.0, 100.0, "steepness of the lambda schedule")
     # Separate forwards let BatchNorm normalise each domain with its own batch statistics
@@ -38,8 +38,12 @@ class DANNHparams(SupervisedHparams):
         ["joint", "domain"],
         "joint = one encoder forward of source+target; domain = separate forwards (per-domain BN)",
     )
-    disc_hidden: int = bounded(0, 0, 4096, "discriminator hidden units (0 = the arch's)")
-    disc_layers: int = bounded(0, 0, 8, "discriminator hidden layers (0 = the arch's)")
+    # A 1024-1024 discriminator (the DANN paper's for its SVHN/GTSRB nets, and the usual
+    # one in re-implementations): the arch's 100-unit one is beaten at once (domain accuracy
+    # ~50 % from step 500), so the reversed gradient says little about where the domains
+    # differ; the larger one keeps ~62 % and MNIST -> MNIST-M goes from 47 % to 86 % (2k steps).
+    disc_hidden: int = bounded(1024, 0, 4096, "discriminator hidden units (0 = the arch's)")
+    disc_layers: int = bounded(2, 0, 8, "discriminator hidden layers (0 = the arch's)")
 
 
 class DANN(SourceOnly):

@@ -39,11 +39,11 @@ from genda.nets.dsn import Decoder
 
 @dataclass
 class DSNHparams(DANNHparams):
-    # DSN keeps the input scaling and SGD schedule it was measured with: its private encoders
-    # and decoder model the raw image, and the DANN defaults below were measured for DANN only.
-    optimizer: str = choice("sgd", ["sgd", "adam"])
-    lr: float = bounded(0.01, 0.0, 10.0)
+    # DSN keeps the input scaling and discriminator it was measured with: its private
+    # encoders and decoder model the raw image, and DANN's new defaults were measured on DANN.
     norm: str = choice("minmax", ["minmax", "instance"], "input scaling (see source-only)")
+    disc_hidden: int = bounded(0, 0, 4096, "discriminator hidden units (0 = the arch's)")
+    disc_layers: int = bounded(0, 0, 8, "discriminator hidden layers (0 = the arch's)")
     # lambda_max (DANN's) is gamma, the similarity weight. The paper tuned alpha/beta on a small
     # labelled target set, which UDA may not use; 0.1 each keeps both terms below the task loss.
     recon_weight: float = bounded(

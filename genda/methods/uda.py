@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from genda.data.prepare import ExperimentData
-from genda.methods.base import Method
 from genda.data.domain import Domain
+from genda.data.prepare import ExperimentData
 from genda.data.stream import batches
+from genda.methods.base import Method
 from genda.metrics.classification import classification_metrics, predict
 
 SELECTION_RULE = "final step (fixed schedule; no target labels used for model selection)"

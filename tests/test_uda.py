@@ -164,3 +164,35 @@ def test_auto_size_and_channels_pick_per_pair(tmp_path, capsys) -> None:
     )
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert (cfg["data"]["size"], cfg["data"]["channels"]) == (32, 3)
+
+
+def test_standardize_removes_per_image_brightness_and_contrast():
+    from genda.nets.digits import standardize
+
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    y = standardize(x * 0.8 + 0.1)
+    assert torch.allclose(y.mean((2, 3)), torch.zeros(4, 3), atol=1e-5)
+    assert torch.allclose(standardize(x), y, atol=0.02)  # invariant to a per-image affine map
+
+
+def test_adabn_uses_target_statistics_and_restores_trained_ones():
+    """AdaBN changes what the target is evaluated with, never the trained model."""
+    from genda.data.prepare import prepare
+    from genda.engine.loop import build_method
+    from genda.nets.digits import standardize
+
+    cfg = resolve_config(
+        {
+            "method": "source-only",
+            "data": {"source": "digits", "target": "digits-m", "limit": 64, "channels": 3},
+        }
+    )
+    data = prepare(cfg.data)
+    method = build_method(cfg, data.info).eval()
+    bn = method.nets["encoder"].conv[1]
+    before = bn.running_mean.clone()
+    with method.target_batchnorm(data.target.train):
+        x = method.prepare(data.target.train.images).float()
+        first = method.nets["encoder"].conv[0](standardize(x))
+        assert torch.allclose(bn.running_mean, first.mean((0, 2, 3)), atol=1e-4)
+    assert torch.equal(bn.running_mean, before) and not bn.training

@@ -22,6 +22,7 @@ target encoder, i.e. the two mappings ADDA aligns. ``source_accuracy`` is the so
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,11 @@ class ADDA(SourceOnly):
     name = "adda"
     Hparams = ADDAHparams
     streams = ("source", "target")
+    eval_nets = ("target_encoder", "classifier")
 
     def __init__(self, hp: ADDAHparams, info) -> None:
         super().__init__(hp, info)
-        enc, _, _ = digits.build(hp.arch, info.channels, info.size, info.num_classes)
-        enc.load_state_dict(self.nets["encoder"].state_dict())
+        enc = copy.deepcopy(self.nets["encoder"])  # M_t starts as M_s (same input scaling too)
         _, _, d_hidden, d_layers = digits.ARCHS[hp.discriminator][1:]
         self.nets["target_encoder"] = enc
         self.nets["discriminator"] = digits.discriminator(enc.out_dim, d_hidden, d_layers)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genda.config import bounded
+from genda.config import bounded, choice
 from genda.data.augment import augment
 from genda.methods.base import Batch
 from genda.methods.dann import DANN, DANNHparams
@@ -39,6 +39,11 @@ from genda.nets.dsn import Decoder
 
 @dataclass
 class DSNHparams(DANNHparams):
+    # DSN keeps the input scaling and discriminator it was measured with: its private
+    # encoders and decoder model the raw image, and DANN's new defaults were measured on DANN.
+    norm: str = choice("minmax", ["minmax", "instance"], "input scaling (see source-only)")
+    disc_hidden: int = bounded(0, 0, 4096, "discriminator hidden units (0 = the arch's)")
+    disc_layers: int = bounded(0, 0, 8, "discriminator hidden layers (0 = the arch's)")
     # lambda_max (DANN's) is gamma, the similarity weight. The paper tuned alpha/beta on a small
     # labelled target set, which UDA may not use; 0.1 each keeps both terms below the task loss.
     recon_weight: float = bounded(

@@ -87,6 +87,10 @@ class SelfTrainHparams(SupervisedHparams):
     unsup_weight: float = bounded(1.0, 0.0, 100.0, "weight of the pseudo-label loss")
     diversity_weight: float = bounded(1.0, 0.0, 100.0, "weight of the class-diversity loss")
     zoom: float = bounded(1.4, 1.0, 4.0, "strong view: zoom log-uniform in [1/zoom, zoom]")
+    # The evaluated teacher's BatchNorm already tracks target images only (see above).
+    adabn: bool = choice(
+        False, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
+    )
 
 
 class SelfTrain(SourceOnly):
@@ -95,6 +99,7 @@ class SelfTrain(SourceOnly):
     name = "selftrain"
     Hparams = SelfTrainHparams
     streams = ("source", "target")
+    eval_nets = ("teacher_encoder", "teacher_classifier")
 
     def __init__(self, hp: SelfTrainHparams, info) -> None:
         super().__init__(hp, info)

@@ -31,6 +31,19 @@ class SupervisedHparams:
     # Geometric jitter of both domains' batches: the digit domains differ in framing and
     # stroke, and jitter measurably helps every row of the MNIST<->USPS table.
     augment: str = choice("affine", ["none", "shift", "affine"])
+    # Per-image standardisation (genda.nets.digits.standardize) removes the brightness,
+    # contrast and colour cast that separate MNIST-M from MNIST before any weight sees them;
+    # on MNIST -> MNIST-M it is worth +35 points to source-only with AdaBN (18 -> 53 %).
+    norm: str = choice(
+        "instance",
+        ["minmax", "instance"],
+        "input scaling: minmax = x/127.5-1; instance = per-image, per-channel standardisation",
+    )
+    # AdaBN (Li et al., 2017): a net trained on source normalises target features with
+    # source statistics; re-estimating them on unlabelled target train images fixes that.
+    adabn: bool = choice(
+        True, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
+    )
 
 
 def make_optimizer(params, hp) -> torch.optim.Optimizer:
@@ -58,7 +71,9 @@ class SourceOnly(UDAMethod):
 
     def __init__(self, hp: SupervisedHparams, info) -> None:
         super().__init__(hp, info)
-        enc, cls, _ = digits.build(hp.arch, info.channels, info.size, info.num_classes)
+        enc, cls, _ = digits.build(
+            hp.arch, info.channels, info.size, info.num_classes, input_norm=hp.norm == "instance"
+        )
         self.nets.update({"encoder": enc, "classifier": cls})
 
     def configure(self, total_steps: int) -> None:

@@ -21,6 +21,19 @@ def _conv_out(size: int) -> int:
     return ((size - 4) // 2 - 4) // 2
 
 
+def standardize(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Per-image, per-channel standardisation ``(x - mean) / std`` over the pixels.
+
+    An instance-norm input layer without learnt scale (as in DIRT-T's digit nets, Shu et
+    al., 2018): it removes each image's brightness, contrast and colour cast, the shift that
+    separates MNIST-M (digits cut out of colour photos) from MNIST, before any weight sees
+    them. ``eps`` (in units of the [-1, 1] input range) keeps flat images finite.
+    """
+    mean = x.mean((2, 3), keepdim=True)
+    var = x.var((2, 3), keepdim=True, unbiased=False)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
 class Encoder(nn.Module):
     """Image -> feature vector. ``width`` = (conv1, conv2) channels, ``dim`` = output size."""
 
@@ -31,8 +44,10 @@ class Encoder(nn.Module):
         width: tuple[int, int] = (32, 48),
         dim: int = 100,
         dropout: float = 0.1,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.input_norm = input_norm
         c1, c2 = width
         side = _conv_out(size)
         if side < 1:
@@ -59,6 +74,8 @@ class Encoder(nn.Module):
         self.out_dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_norm:
+            x = standardize(x)
         return self.fc(self.conv(x))
 
 
@@ -93,11 +110,22 @@ ARCHS = {
 
 
 def build(
-    arch: str, channels: int, size: int, num_classes: int
+    arch: str,
+    channels: int,
+    size: int,
+    num_classes: int,
+    input_norm: bool = False,
+    disc_hidden: int = 0,
+    disc_layers: int = 0,
 ) -> tuple[Encoder, nn.Module, nn.Module]:
-    """(encoder, classifier, domain discriminator) for a named architecture."""
+    """(encoder, classifier, domain discriminator) for a named architecture.
+
+    ``input_norm``: standardise each input image (:func:`standardize`); ``disc_hidden`` /
+    ``disc_layers``: override the architecture's discriminator size (0 = its default).
+    """
     if arch not in ARCHS:
         raise ValueError(f"unknown digit architecture {arch!r}; valid: {', '.join(ARCHS)}")
     width, dim, c_hidden, d_hidden, d_layers = ARCHS[arch]
-    enc = Encoder(channels, size, width, dim)
-    return enc, classifier(dim, num_classes, c_hidden), discriminator(dim, d_hidden, d_layers)
+    enc = Encoder(channels, size, width, dim, input_norm=input_norm)
+    disc = discriminator(dim, disc_hidden or d_hidden, disc_layers or d_layers)
+    return enc, classifier(dim, num_classes, c_hidden), disc

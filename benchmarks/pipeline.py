@@ -142,11 +142,16 @@ class Baseline:
     """The conventional pipeline: PIL per sample, DataLoader, ``loss.item()`` per step."""
 
     def __init__(self, batch_size: int, workers: int, total_steps: int, seed: int = 0) -> None:
-        from genda.methods.losses import DomainAdversarialLoss, dann_lambda, dann_lr
-        from genda.nets import digits
+        from genda.engine.loop import resolve_config
+        from genda.nets import backbones
+        from genda.nets.adversarial import DomainAdversarialLoss, dann_lambda, dann_lr
 
         torch.manual_seed(seed)
-        self.enc, self.cls, disc = digits.build("lenet", 1, SIZE, 10)
+        hp = resolve_config({"method": "dann"}).hparams  # the networks genda's DANN trains
+        self.enc, self.cls = backbones.build(hp["arch"], 1, SIZE, 10)
+        disc = backbones.discriminator_for(
+            hp["arch"], self.enc.out_dim, hp["disc_hidden"], hp["disc_layers"]
+        )
         self.adv = DomainAdversarialLoss(disc)
         self.modules = torch.nn.ModuleList([self.enc, self.cls, disc]).train()
         self.opt = torch.optim.SGD(

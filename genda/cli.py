@@ -330,6 +330,11 @@ def cmd_methods(args: argparse.Namespace) -> None:
             choices = f.metadata.get("choices")
             extra = f"  choices: {format_choices(choices)}" if choices else ""
             print(f"    hparams.{f.name} = {f.default!r}{extra}")
+    from genda.nets.backbones import BACKBONES
+
+    print("backbones (hparams.arch of the UDA methods)")
+    for name, spec in BACKBONES.items():
+        print(f"    {name:<12} {spec.about}")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001

@@ -12,7 +12,7 @@ import yaml
 from genda.cli import main
 from genda.config import ConfigError
 from genda.engine.loop import resolve_config, train
-from genda.methods.losses import dann_lambda, dann_lr, grad_reverse
+from genda.nets.adversarial import dann_lambda, dann_lr, grad_reverse
 
 TINY = [
     "--steps",

@@ -36,7 +36,7 @@ from genda.methods.base import Batch, unwrap
 from genda.methods.losses import gan_loss
 from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
 from genda.metrics.classification import classification_metrics, predict
-from genda.nets import digits
+from genda.nets import backbones
 
 
 @dataclass
@@ -50,7 +50,7 @@ class ADDAHparams(SupervisedHparams):
     adapt_lr: float = bounded(2e-4, 0.0, 1.0, "Adam lr of target encoder and discriminator")
     adapt_beta1: float = bounded(0.5, 0.0, 1.0)
     discriminator: str = choice(
-        "adda", list(digits.ARCHS), "discriminator size: adda = 500-500, lenet = 100"
+        "adda", list(backbones.BACKBONES), "discriminator size of that backbone's paper"
     )
 
 
@@ -66,9 +66,8 @@ class ADDA(SourceOnly):
     def __init__(self, hp: ADDAHparams, info) -> None:
         super().__init__(hp, info)
         enc = copy.deepcopy(self.nets["encoder"])  # M_t starts as M_s (same input scaling too)
-        _, _, d_hidden, d_layers = digits.ARCHS[hp.discriminator][1:]
         self.nets["target_encoder"] = enc
-        self.nets["discriminator"] = digits.discriminator(enc.out_dim, d_hidden, d_layers)
+        self.nets["discriminator"] = backbones.discriminator_for(hp.discriminator, enc.out_dim)
 
     def pretrain_steps(self, total: int) -> int:
         """Length P of phase 1 for a run of ``total`` steps."""

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from genda.config import bounded, choice
 from genda.data.augment import augment
 from genda.methods.base import Batch
-from genda.methods.losses import DomainAdversarialLoss, dann_lambda
 from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
-from genda.nets import digits
+from genda.nets import backbones
+from genda.nets.adversarial import DomainAdversarialLoss, dann_lambda
 
 
 @dataclass
@@ -53,13 +53,8 @@ class DANN(SourceOnly):
 
     def __init__(self, hp: DANNHparams, info) -> None:
         super().__init__(hp, info)
-        _, _, disc = digits.build(
-            hp.arch,
-            info.channels,
-            info.size,
-            info.num_classes,
-            disc_hidden=hp.disc_hidden,
-            disc_layers=hp.disc_layers,
+        disc = backbones.discriminator_for(  # on the encoder's features: no second encoder
+            hp.arch, self.nets["encoder"].out_dim, hp.disc_hidden, hp.disc_layers
         )
         self.nets["discriminator"] = disc
 

@@ -32,8 +32,9 @@ from genda.config import bounded, choice
 from genda.data.augment import augment
 from genda.methods.base import Batch
 from genda.methods.dann import DANN, DANNHparams
-from genda.methods.losses import DomainAdversarialLoss, dann_lambda, difference_loss, simse
+from genda.methods.losses import difference_loss, simse
 from genda.nets import digits
+from genda.nets.adversarial import DomainAdversarialLoss, dann_lambda
 from genda.nets.dsn import Decoder
 
 
@@ -60,9 +61,9 @@ class DSN(DANN):
 
     def __init__(self, hp: DSNHparams, info) -> None:
         super().__init__(hp, info)
-        (c1, c2), dim = digits.ARCHS[hp.arch][:2]
-        for k in ("private_source", "private_target"):  # half width: they only model style
-            self.nets[k] = digits.Encoder(info.channels, info.size, (c1 // 2, c2 // 2), dim)
+        dim = self.nets["encoder"].out_dim
+        for k in ("private_source", "private_target"):  # half a lenet: they only model style
+            self.nets[k] = digits.Encoder(info.channels, info.size, (16, 24), dim)
         self.nets["decoder"] = Decoder(dim, info.channels, info.size)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:

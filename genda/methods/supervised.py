@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from genda.config import bounded, choice
 from genda.data.augment import augment
 from genda.methods.base import Batch
-from genda.methods.losses import dann_lr
 from genda.methods.uda import UDAMethod
-from genda.nets import digits
+from genda.nets import backbones
+from genda.nets.adversarial import dann_lr
 
 
 @dataclass
 class SupervisedHparams:
-    arch: str = choice("lenet", list(digits.ARCHS))
+    arch: str = choice("lenet", list(backbones.BACKBONES), "backbone (genda/nets/backbones.py)")
     optimizer: str = choice("sgd", ["sgd", "adam"])
     lr: float = bounded(0.01, 0.0, 10.0)
     momentum: float = bounded(0.9, 0.0, 1.0)
@@ -71,7 +71,7 @@ class SourceOnly(UDAMethod):
 
     def __init__(self, hp: SupervisedHparams, info) -> None:
         super().__init__(hp, info)
-        enc, cls, _ = digits.build(
+        enc, cls = backbones.build(
             hp.arch, info.channels, info.size, info.num_classes, input_norm=hp.norm == "instance"
         )
         self.nets.update({"encoder": enc, "classifier": cls})

@@ -100,32 +100,3 @@ def discriminator(dim: int = 100, hidden: int = 100, layers: int = 1, out: int =
         d = hidden
     mods.append(nn.Linear(d, out))
     return nn.Sequential(*mods)
-
-
-ARCHS = {
-    # name: (conv widths, feature dim, classifier hidden, discriminator hidden, disc layers)
-    "lenet": ((32, 48), 100, 100, 100, 1),
-    "adda": ((20, 50), 500, 0, 500, 2),
-}
-
-
-def build(
-    arch: str,
-    channels: int,
-    size: int,
-    num_classes: int,
-    input_norm: bool = False,
-    disc_hidden: int = 0,
-    disc_layers: int = 0,
-) -> tuple[Encoder, nn.Module, nn.Module]:
-    """(encoder, classifier, domain discriminator) for a named architecture.
-
-    ``input_norm``: standardise each input image (:func:`standardize`); ``disc_hidden`` /
-    ``disc_layers``: override the architecture's discriminator size (0 = its default).
-    """
-    if arch not in ARCHS:
-        raise ValueError(f"unknown digit architecture {arch!r}; valid: {', '.join(ARCHS)}")
-    width, dim, c_hidden, d_hidden, d_layers = ARCHS[arch]
-    enc = Encoder(channels, size, width, dim, input_norm=input_norm)
-    disc = discriminator(dim, disc_hidden or d_hidden, disc_layers or d_layers)
-    return enc, classifier(dim, num_classes, c_hidden), disc

@@ -1,0 +1,56 @@
+"""The backbone registry: every backbone builds, runs at 28 and 32 px in grey and colour,
+and plugs into every UDA method without the method knowing which it is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genda.data.prepare import DataInfo
+from genda.engine.loop import build_method, resolve_config
+from genda.nets import backbones
+from genda.nets.backbones import BACKBONES
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
+def test_backbone_shapes(name: str, channels: int, size: int) -> None:
+    enc, head = backbones.build(name, channels, size, 10, input_norm=True)
+    x = torch.randn(4, channels, size, size)
+    f = enc(x)
+    assert f.shape == (4, enc.out_dim) and head(f).shape == (4, 10)
+    disc = backbones.discriminator_for(name, enc.out_dim)
+    assert disc(f).shape == (4, 1)
+
+
+def test_lenet_paper_is_the_papers_net() -> None:
+    enc, head = backbones.build("lenet-paper", 1, 28, 10)
+    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(32, (5, 5)), (48, (5, 5))]
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.Dropout2d)
+        for m in enc.modules()
+    )
+    linears = [m.out_features for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears == [100, 100, 10] and enc.out_dim == 48 * 4 * 4
+
+
+@pytest.mark.parametrize("method", ["source-only", "dann", "adda", "dsn", "selftrain"])
+def test_every_uda_method_takes_any_backbone(method: str) -> None:
+    cfg = resolve_config({"method": method, "hparams": {"arch": "resnet"}})
+    m = build_method(cfg, DataInfo(3, 32, [str(i) for i in range(10)]))
+    assert isinstance(m.nets["encoder"], backbones.Backbone)
+    assert "== encoder" in m.architecture() and "_Block" in m.architecture()
+    # DANN's discriminator reads the encoder's features: it builds no second encoder
+    encoders = [k for k, net in m.nets.items() if isinstance(net, backbones.Backbone)]
+    copies = {"adda": ["target_encoder"], "selftrain": ["teacher_encoder"]}  # M_t, EMA teacher
+    assert encoders == ["encoder", *copies.get(method, [])]
+
+
+def test_unknown_backbone_lists_the_valid_ones() -> None:
+    from genda.config import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="hparams.arch: invalid value 'vgg99'; valid choices: lenet"
+    ):
+        resolve_config({"method": "dann", "hparams": {"arch": "vgg99"}})

@@ -143,17 +143,30 @@ def uda_table(
     config: str | Path | dict[str, Any] | None = None,
     log: Any = print,
     jobs: int = 1,
+    cluster: str = "",
+    cluster_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> Path:
     """Train every (source, target) pair x method x seed under ``out``; write ``table.csv``
     and ``table.md`` and return the path of ``table.md``. Rerunning resumes the table;
-    ``jobs`` runs that many cells side by side (see :func:`genda.engine.table.run_table`)."""
+    ``jobs`` runs that many cells side by side, ``cluster="slurm"`` submits them as a
+    submitit job array (see :func:`genda.engine.table.run_cells`)."""
     from genda.engine.table import run_table
     from genda.report.tables import write_table_md
 
     base = raw_config(config, **options)
     try:
-        run_table(list(pairs), list(methods), list(seeds), Path(out), base, log, jobs)
+        run_table(
+            list(pairs),
+            list(methods),
+            list(seeds),
+            Path(out),
+            base,
+            log,
+            jobs,
+            cluster,
+            cluster_options,
+        )
     finally:  # the finished cells are rendered even when some failed
         if (Path(out) / "table.csv").is_file():
             write_table_md(out)

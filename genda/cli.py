@@ -173,6 +173,8 @@ def cmd_uda_table(args: argparse.Namespace) -> None:
         seeds,
         _raw_config(args),
         jobs=args.jobs,
+        cluster=args.cluster or "",
+        cluster_options=parse_overrides(args.cluster_opt) if args.cluster_opt else None,
     )
     print(md.read_text())
 
@@ -254,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="runs side by side in separate processes, threads divided between them",
+    )
+    tab.add_argument(
+        "--cluster",
+        choices=["slurm", "local", "auto"],
+        help="submit the runs as a submitit job array (slurm; local = subprocesses); "
+        "--jobs caps how many run at once",
+    )
+    tab.add_argument(
+        "--cluster-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="submitit parameter, e.g. slurm_partition=gpu, timeout_min=120, gpus_per_node=1",
     )
     _common_train_args(tab)
     tab.set_defaults(func=cmd_uda_table)

@@ -16,8 +16,10 @@ TINY = {
 METHODS = ["source-only", "dann"]
 
 
-def table(tmp_path, name: str, jobs: int, pairs=(PAIR,)) -> str:
-    return uda_table(list(pairs), tmp_path / name, METHODS, [0], TINY, log=print, jobs=jobs)
+def table(tmp_path, name: str, jobs: int, pairs=(PAIR,), cluster: str = "") -> str:
+    return uda_table(
+        list(pairs), tmp_path / name, METHODS, [0], TINY, log=print, jobs=jobs, cluster=cluster
+    )
 
 
 def test_parallel_equals_serial_and_resumes(tmp_path) -> None:
@@ -30,6 +32,9 @@ def test_parallel_equals_serial_and_resumes(tmp_path) -> None:
         f.unlink() if f.is_file() else f.rmdir()
     table(tmp_path, "parallel", 2)
     assert (parallel_dir / "table.csv").read_text() == serial
+    # the cluster path: submitit's local executor (Slurm's job array elsewhere)
+    local = table(tmp_path, "submitit", 2, cluster="local").parent
+    assert (local / "table.csv").read_text() == serial and (local / "submitit").is_dir()
 
 
 def test_a_failed_cell_is_reported_and_the_others_kept(tmp_path) -> None:

@@ -111,6 +111,8 @@ def run_table(
     base: dict[str, Any] | None = None,
     log=print,
     jobs: int = 1,
+    cluster: str = "",
+    cluster_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every (pair, method, seed) cell under ``out`` and write ``out/table.csv``.
 
@@ -121,7 +123,7 @@ def run_table(
     :class:`~genda.errors.GendaError` names the failed ones (rerunning retries only them).
     """
     cells = plan_table(pairs, methods, seeds, out, base)
-    results = run_cells(cells, log, jobs, raise_failed=False)
+    results = run_cells(cells, log, jobs, False, cluster, cluster_options, Path(out) / "submitit")
     rows = [c.row(r) for c, r in zip(cells, results, strict=True) if isinstance(r, dict)]
     write_table_csv(rows, Path(out))
     _raise_failed(cells, results, f"the others are in {Path(out) / 'table.csv'}")
@@ -129,11 +131,26 @@ def run_table(
 
 
 def run_cells(
-    cells: list[Cell], log=print, jobs: int = 1, raise_failed: bool = True
+    cells: list[Cell],
+    log=print,
+    jobs: int = 1,
+    raise_failed: bool = True,
+    cluster: str = "",
+    cluster_options: dict[str, Any] | None = None,
+    folder: Path | None = None,
 ) -> list[dict[str, Any] | str]:
-    """Each cell's metrics (or the line saying why it failed), serially or ``jobs`` at once."""
+    """Each cell's metrics (or the line saying why it failed), serially or ``jobs`` at once.
+
+    ``cluster`` (``slurm``, ``local`` or ``auto``) submits the cells through submitit
+    instead, as one job array with at most ``jobs`` running at a time; ``cluster_options``
+    go to submitit's ``update_parameters`` (e.g. ``slurm_partition``, ``timeout_min``,
+    ``gpus_per_node``). Job logs go to ``folder`` (default: beside the first run).
+    """
     results: dict[int, dict[str, Any] | str] = {}
-    if jobs <= 1:
+    if cluster:
+        folder = folder or cells[0].run_dir.parent / "submitit"
+        results = dict(enumerate(_submit(cells, log, jobs, cluster, cluster_options or {}, folder)))
+    elif jobs <= 1:
         data: dict[str, ExperimentData] = {}  # loaded once per pair (and conversion)
         for i, cell in enumerate(cells):
             key = repr(cell.cfg.data)
@@ -161,6 +178,35 @@ def run_cells(
     if raise_failed:
         _raise_failed(cells, ordered, "rerun to retry them")
     return ordered
+
+
+def _submit(
+    cells: list[Cell], log, jobs: int, cluster: str, options: dict[str, Any], folder: Path
+) -> list[dict[str, Any] | str]:
+    """Run the cells as a submitit job array (Slurm, or local subprocesses for testing)."""
+    try:
+        import submitit
+    except ImportError:
+        raise GendaError(
+            f"--cluster {cluster} needs submitit: pip install 'genda[cluster]' (or submitit)"
+        ) from None
+    executor = submitit.AutoExecutor(
+        folder=folder / "%j", cluster=None if cluster == "auto" else cluster
+    )
+    threads = cells[0].cfg.train.threads or 1
+    params = {"name": "genda", "timeout_min": 240, "cpus_per_task": threads}
+    executor.update_parameters(**params, slurm_array_parallelism=max(1, jobs), **options)
+    submitted = executor.map_array(_run_cell, [c.cfg for c in cells], [c.run_dir for c in cells])
+    log(f"[table] submitted {len(submitted)} runs to {executor.cluster} (logs in {folder})")
+    out: list[dict[str, Any] | str] = []
+    for cell, job in zip(cells, submitted, strict=True):
+        try:
+            result = job.result()
+        except Exception as e:  # noqa: BLE001  a job that died (time limit, node failure)
+            result = f"job {job.job_id} failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e}"
+        _log_cell(log, cell, result)
+        out.append(result)
+    return out
 
 
 def _raise_failed(cells: list[Cell], results: list, note: str) -> None:

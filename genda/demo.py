@@ -33,8 +33,8 @@ DEMO_GENERATIVE = {
 def run_uda(out: Path, quick: bool) -> None:
     from genda.api import uda_table
 
-    # Grey: colour is a nuisance shift here (measured: DANN on syndigits->digits 56.6% in RGB
-    # vs 69.1% in grey at 1,500 steps, where source-only gets 61.3% / 59.3%).
+    # Grey: colour is a nuisance shift between these embedded pairs (measured in an earlier
+    # session: DANN on syndigits->digits did better in grey than in RGB at 1,500 steps).
     base = {
         "data": {"size": 28, "channels": 1},
         "train": {

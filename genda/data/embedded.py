@@ -186,7 +186,7 @@ def render_numbers(
             break
         fg[weak], bg[weak] = (torch.rand(int(weak.sum()), 3, generator=g) for _ in range(2))
     p["fg"], p["bg"] = (c + fade * ((c @ luma)[:, None] - c) for c in (fg, bg))
-    # Compose in chunks: the per-pixel work stays in CPU cache (~1.4x faster than one batch).
+    # Compose in chunks: the per-pixel work stays in CPU cache (faster than one batch).
     chunks = [
         _compose({k: v[i : i + 1000] for k, v in p.items()}, glyphs, widths, size, g)
         for i in range(0, n, 1000)
@@ -227,8 +227,8 @@ def _compose(
     fg, bg = p["fg"][:, :, None, None], p["bg"][:, :, None, None]
     img = (bg + (fg - bg) * mask) * shade
     # Per-sample Gaussian blur as two products with normalised kernel matrices (rows, then
-    # columns): ~5x faster than torchvision's depthwise convolution on CPU, and sigma can
-    # vary per sample.
+    # columns): faster than torchvision's depthwise convolution on CPU, and sigma can vary
+    # per sample.
     dist = (torch.arange(size)[:, None] - torch.arange(size)[None, :]).float() ** 2
     kernel = torch.exp(-dist / (2 * p["blur"][:, None, None] ** 2))
     kernel = (kernel / kernel.sum(-1, keepdim=True))[:, None]  # [n, 1, size, size]

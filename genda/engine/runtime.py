@@ -85,9 +85,9 @@ def _amp_notice(record: logging.LogRecord) -> bool:
 def resolve_channels_last(setting: bool | str, precision: str) -> bool:
     """Whether a run with ``train.channels_last = setting`` uses channels_last at ``precision``.
 
-    Why ``"fp32"``: the memory format that pays depends on the precision for some networks.
-    genda's DDPM U-Net step on a 2-core AMX CPU: 21% faster with channels_last in fp32, 24%
-    slower with it under bf16 autocast (benchmarks/gen_pipeline.py).
+    Why ``"fp32"``: the memory format that pays depends on the precision for some networks:
+    the DDPM U-Net step is faster with channels_last in fp32 and slower with it under bf16
+    autocast (figures: ``benchmarks/README.md``, gen_pipeline.py).
     """
     return setting is True or (setting == "fp32" and precision == "32-true")
 

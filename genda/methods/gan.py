@@ -19,7 +19,7 @@
   regularisation of D (bCR, Zhao et al., AAAI 2021; ``consistency``), PacGAN packing
   (Lin et al., NeurIPS 2018; ``pack``), pixel-shuffle upsampling in the generator
   (Shi et al., CVPR 2016; ``upsample``) and SN-GAN's deeper "standard CNN" discriminator
-  (``d_arch=sngan``, ~2.5x slower steps on a CPU).
+  (``d_arch=sngan``, several times slower steps on a CPU).
 
 Measured on embedded ``digits`` (1,437 train images, 28 px grey), batch 64: classifier-FID
 of 2000 samples of the EMA generator (DCGAN: its generator) against the test split, lower

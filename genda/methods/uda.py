@@ -28,7 +28,7 @@ class UDAMethod(Method):
 
     kind = "uda"
     streams = ("source", "target")
-    # channels_last: measured 10-36% faster DANN steps on CPU (benchmarks/pipeline.py)
+    # channels_last: faster DANN steps on CPU (benchmarks/README.md, pipeline.py)
     defaults = {"train": {"channels_last": True}}  # data size/channels: auto per pair
     # The networks :meth:`classify` runs through (whose BatchNorm AdaBN re-estimates).
     eval_nets: ClassVar[tuple[str, ...]] = ("encoder", "classifier")

@@ -196,3 +196,12 @@ def test_adabn_uses_target_statistics_and_restores_trained_ones():
         first = method.nets["encoder"].conv[0](standardize(x))
         assert torch.allclose(bn.running_mean, first.mean((0, 2, 3)), atol=1e-4)
     assert torch.equal(bn.running_mean, before) and not bn.training
+
+
+def test_uda_budget_is_steps_unless_epochs_are_asked_for() -> None:
+    assert resolve_config({"method": "dann"}).train.steps == 3000
+    by_epochs = resolve_config({"method": "dann", "train": {"epochs": 2}})
+    assert (by_epochs.train.steps, by_epochs.train.epochs) == (0, 2.0)
+    both = resolve_config({"method": "dann", "train": {"epochs": 2, "steps": 50}})
+    assert both.train.steps == 50
+    assert resolve_config({"method": "ddpm"}).train.steps == 0  # generative: epochs as before

@@ -40,7 +40,11 @@ def resolve_config(raw: dict[str, Any]) -> ExperimentConfig:
     from genda.methods import get_method
 
     cls = get_method(raw.get("method", ExperimentConfig.method))
-    cfg = from_dict(ExperimentConfig, merge(cls.defaults, raw))
+    defaults = cls.defaults
+    given = raw.get("train") or {}
+    if "epochs" in given and "steps" not in given:  # epochs asked for: not a default step count
+        defaults = merge(defaults, {"train": {"steps": 0}})
+    cfg = from_dict(ExperimentConfig, merge(defaults, raw))
     # Fill in every hyper-parameter so config.yaml (and the report) shows the full set.
     cfg.hparams = dataclasses.asdict(from_dict(cls.Hparams, cfg.hparams, "hparams."))
     return cfg

@@ -29,7 +29,12 @@ class UDAMethod(Method):
     kind = "uda"
     streams = ("source", "target")
     # channels_last: faster DANN steps on CPU (benchmarks/README.md, pipeline.py)
-    defaults = {"train": {"channels_last": True}}  # data size/channels: auto per pair
+    # A fixed number of updates, not epochs: the adversarial and learning-rate schedules are
+    # functions of progress through the run, and an epoch of USPS (7k images) is an eighth of
+    # one of MNIST, so "10 epochs" gave a USPS source a few hundred steps. 3,000 steps keeps a
+    # pair's three default rows within the 15-minute budget on a 2-core CPU (measured in
+    # benchmarks/README.md); --epochs (with no --steps) still trains by epochs instead.
+    defaults = {"train": {"channels_last": True, "steps": 3000}}  # size/channels: auto
     # The networks :meth:`classify` runs through (whose BatchNorm AdaBN re-estimates).
     eval_nets: ClassVar[tuple[str, ...]] = ("encoder", "classifier")
     adabn_images: ClassVar[int] = 10000  # target train images AdaBN averages over

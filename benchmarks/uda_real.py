@@ -8,7 +8,7 @@ given here, so the table shows what ``genda uda table --source S --target T`` do
 
     .venv/bin/python benchmarks/uda_real.py --seeds 0 --threads 2
     .venv/bin/python benchmarks/uda_real.py --pairs mnist:mnistm,usps:mnist --seeds 0,1,2 \\
-        --threads 1 --out runs/bench_uda_real        # re-running resumes the table
+        --threads 1 --jobs 2 --out runs/bench_uda_real   # re-running resumes the table
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> int:
     p.add_argument("--seeds", default="0")
     p.add_argument("--steps", type=int, help="train.steps (default: genda's own budget)")
     p.add_argument("--threads", type=int, default=0, help="train.threads (0 = torch default)")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side (see genda uda table)")
     p.add_argument("--set", action="append", default=[], help="extra SECTION.KEY=VALUE")
     p.add_argument("--out", default="runs/bench_uda_real")
     args = p.parse_args()
@@ -54,7 +55,7 @@ def main() -> int:
     base = merge({"train": train}, parse_overrides(args.set))
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
-    table = uda_table(pairs, out, methods, seeds, base)
+    table = uda_table(pairs, out, methods, seeds, base, jobs=args.jobs)
     print(table.read_text())
     print("| pair | method | training s per run (mean) | steps |")
     print("| --- | --- | --- | --- |")

@@ -32,6 +32,11 @@ class Backbone(nn.Module):
         return self.body(digits.standardize(x) if self.input_norm else x)
 
 
+def _fc(dim: int, out: int) -> list[nn.Module]:
+    """Flattened conv maps -> ``out`` features (Linear, BatchNorm, ReLU)."""
+    return [nn.Flatten(), nn.Linear(dim, out), nn.BatchNorm1d(out), nn.ReLU(inplace=True)]
+
+
 def lenet_paper(channels: int, size: int, input_norm: bool) -> Backbone:
     """The DANN paper's MNIST net exactly: conv5x5-32, ReLU, pool, conv5x5-48, ReLU, pool
     (no BatchNorm, no dropout); features are the flattened conv maps."""
@@ -59,13 +64,7 @@ def svhn(channels: int, size: int, input_norm: bool) -> Backbone:
             layers.append(nn.MaxPool2d(3, 2, padding=1))
         c = w
     side = ((size + 1) // 2 + 1) // 2  # two 3x3/2 pools with padding 1: ceil-halvings
-    layers += [
-        nn.Flatten(),
-        nn.Linear(128 * side * side, 3072),
-        nn.BatchNorm1d(3072),
-        nn.ReLU(inplace=True),
-    ]
-    return Backbone(nn.Sequential(*layers), 3072, input_norm)
+    return Backbone(nn.Sequential(*layers, *_fc(128 * side * side, 3072)), 3072, input_norm)
 
 
 def vgg(channels: int, size: int, input_norm: bool) -> Backbone:
@@ -129,13 +128,7 @@ def dtn(channels: int, size: int, input_norm: bool) -> Backbone:
     for w, p in ((64, 0.1), (128, 0.3), (256, 0.5)):
         layers += [nn.Conv2d(c, w, 5, 2, 2), nn.BatchNorm2d(w), nn.Dropout2d(p), nn.ReLU()]
         c, side = w, (side + 1) // 2
-    layers += [
-        nn.Flatten(),
-        nn.Linear(256 * side * side, 512),
-        nn.BatchNorm1d(512),
-        nn.ReLU(inplace=True),
-    ]
-    return Backbone(nn.Sequential(*layers), 512, input_norm)
+    return Backbone(nn.Sequential(*layers, *_fc(256 * side * side, 512)), 512, input_norm)
 
 
 def _digit_encoder(width: tuple[int, int], dim: int) -> Callable[[int, int, bool], nn.Module]:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import yaml
 
-from genda.errors import RunLockedError, WriteError
+from genda.errors import ConfigError, RunLockedError, WriteError
 
 LOCK_NAME = ".genda.lock"
 # The columns of a domain-adaptation ``table.csv``: written by the engine, read by the report.
@@ -105,6 +105,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """A JSON file genda wrote (``metrics.json``); a damaged one is a one-line
+    :class:`~genda.errors.ConfigError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}); fix or delete it") from e
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

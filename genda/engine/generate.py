@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from PIL import Image
 from genda.config import ConfigError
 from genda.data.formats import GRID_NAME
 from genda.errors import DataError
-from genda.io import locked, write_bytes
+from genda.io import locked, read_json, write_bytes
 from genda.viz.images import to_uint8
 
 
@@ -298,12 +297,7 @@ def evaluate_run(
 
     path = run_dir / "metrics.json"
     with locked(run_dir):  # a training or another eval of this run must not interleave
-        merged: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                merged = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ConfigError(f"{path}: not valid JSON ({e}); fix or delete it") from e
+        merged: dict[str, Any] = read_json(path) if path.is_file() else {}
         merged.update(out)
         write_json(path, merged)
     return out

@@ -7,7 +7,6 @@ follow a whole run in :func:`train`; what differs between methods lives in their
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from contextlib import ExitStack
@@ -23,7 +22,7 @@ from genda.engine import checkpoint as ckpt
 from genda.engine.log import History
 from genda.engine.runtime import Runtime
 from genda.errors import GendaError, RunLockedError
-from genda.io import locked, write_json, write_text, write_yaml
+from genda.io import locked, read_json, write_json, write_text, write_yaml
 
 
 def build_method(cfg: ExperimentConfig, info):
@@ -101,10 +100,7 @@ def train_or_reuse(
     run_dir = Path(run_dir)
     done = run_dir / "metrics.json"
     if done.is_file():
-        try:
-            return json.loads(done.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{done}: not valid JSON ({e}); fix or delete it") from e
+        return read_json(done)
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     return train(cfg, run_dir, resume=resume, data=data)
 

@@ -84,11 +84,10 @@ def run_matrix(
         f"| {n} | " + " | ".join(f"{a:.1f}" for a in row) + " |"
         for n, row in zip(names, acc, strict=True)
     ]
-    size, channels = cells[0].cfg.data.size, cells[0].cfg.data.channels
     write_text(
         out / "matrix.md",
         "# Cross-domain accuracy (%)\n\nRows: trained (source-only) on; columns: tested on "
-        f"({channels}x{size}px, seed {seed}; diagonal = in-domain test accuracy).\n\n"
+        f"({dc.channels}x{dc.size}px, seed {seed}; diagonal = in-domain test accuracy).\n\n"
         + "\n".join(lines)
         + "\n",
     )

@@ -35,7 +35,9 @@ def test_lenet_paper_is_the_papers_net() -> None:
     assert linears == [100, 100, 10] and enc.out_dim == 48 * 4 * 4
 
 
-@pytest.mark.parametrize("method", ["source-only", "dann", "adda", "dsn", "selftrain"])
+@pytest.mark.parametrize(
+    "method", ["source-only", "dann", "adda", "dsn", "selftrain", "selftrain-dann"]
+)
 def test_every_uda_method_takes_any_backbone(method: str) -> None:
     cfg = resolve_config({"method": method, "hparams": {"arch": "resnet"}})
     m = build_method(cfg, DataInfo(3, 32, [str(i) for i in range(10)]))
@@ -43,7 +45,8 @@ def test_every_uda_method_takes_any_backbone(method: str) -> None:
     assert "== encoder" in m.architecture() and "_Block" in m.architecture()
     # DANN's discriminator reads the encoder's features: it builds no second encoder
     encoders = [k for k, net in m.nets.items() if isinstance(net, backbones.Backbone)]
-    copies = {"adda": ["target_encoder"], "selftrain": ["teacher_encoder"]}  # M_t, EMA teacher
+    teacher = ["teacher_encoder"]  # the EMA teacher
+    copies = {"adda": ["target_encoder"], "selftrain": teacher, "selftrain-dann": teacher}
     assert encoders == ["encoder", *copies.get(method, [])]
 
 

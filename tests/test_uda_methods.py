@@ -18,7 +18,7 @@ from genda.methods import get_method
 from genda.methods.base import unwrap
 from genda.methods.losses import difference_loss, diversity, ema_update, gan_loss, simse
 
-METHODS = ["adda", "dsn", "pixelda", "selftrain"]
+METHODS = ["adda", "dsn", "pixelda", "selftrain", "selftrain-dann"]
 
 
 def config(method: str, **train_kw):

@@ -15,6 +15,7 @@ _REGISTRY: dict[str, str] = {
     "dsn": "genda.methods.dsn:DSN",
     "pixelda": "genda.methods.pixelda:PixelDA",
     "selftrain": "genda.methods.selftrain:SelfTrain",
+    "selftrain-dann": "genda.methods.selftrain_dann:SelfTrainDANN",
     "dcgan": "genda.methods.dcgan:DCGAN",
     "gan": "genda.methods.gan:GAN",
     "acgan": "genda.methods.acgan:ACGAN",

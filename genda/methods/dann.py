@@ -22,15 +22,42 @@ import torch.nn.functional as F
 from genda.config import bounded, choice
 from genda.data.augment import augment
 from genda.methods.base import Batch
-from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
+from genda.methods.supervised import SourceOnly, SupervisedHparams
 from genda.nets import backbones
 from genda.nets.adversarial import DomainAdversarialLoss, dann_lambda
 
 
 @dataclass
-class DANNHparams(SupervisedHparams):
+class AdversaryHparams:
+    """The domain-adversarial term's settings, shared by every method that uses it."""
+
     lambda_max: float = bounded(1.0, 0.0, 100.0, "final weight of the adversarial gradient")
     gamma: float = bounded(10.0, 0.0, 100.0, "steepness of the lambda schedule")
+    # A 1024-1024 discriminator (the DANN paper's for its SVHN/GTSRB nets, and the usual
+    # one in re-implementations): the arch's 100-unit one is beaten at once (domain accuracy
+    # ~50 % from step 500), so the reversed gradient says little about where the domains
+    # differ; the larger one keeps ~62 % and MNIST -> MNIST-M goes from 47 % to 86 % (2k steps).
+    disc_hidden: int = bounded(1024, 0, 4096, "discriminator hidden units (0 = the arch's)")
+    disc_layers: int = bounded(2, 0, 8, "discriminator hidden layers (0 = the arch's)")
+
+
+def adversary_for(method: SourceOnly, hp: AdversaryHparams) -> None:
+    """Add ``nets["discriminator"]`` on the encoder's features (no second encoder)."""
+    method.nets["discriminator"] = backbones.discriminator_for(
+        method.hp.arch, method.nets["encoder"].out_dim, hp.disc_hidden, hp.disc_layers
+    )
+
+
+def adversarial_loss(
+    method: SourceOnly, hp: AdversaryHparams, fs: torch.Tensor, ft: torch.Tensor, step: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DANN's reversed-gradient domain loss (and domain accuracy) at ``step``'s lambda."""
+    coeff = hp.lambda_max * dann_lambda((step - 1) / method.total_steps, hp.gamma)
+    return DomainAdversarialLoss(method.nets["discriminator"])(fs, ft, coeff)  # DDP-wrapped D
+
+
+@dataclass
+class DANNHparams(SupervisedHparams, AdversaryHparams):
     # Separate forwards let BatchNorm normalise each domain with its own batch statistics
     # (as AdaBN does at test time), so the discriminator must work on what is left.
     bn: str = choice(
@@ -38,12 +65,6 @@ class DANNHparams(SupervisedHparams):
         ["joint", "domain"],
         "joint = one encoder forward of source+target; domain = separate forwards (per-domain BN)",
     )
-    # A 1024-1024 discriminator (the DANN paper's for its SVHN/GTSRB nets, and the usual
-    # one in re-implementations): the arch's 100-unit one is beaten at once (domain accuracy
-    # ~50 % from step 500), so the reversed gradient says little about where the domains
-    # differ; the larger one keeps ~62 % and MNIST -> MNIST-M goes from 47 % to 86 % (2k steps).
-    disc_hidden: int = bounded(1024, 0, 4096, "discriminator hidden units (0 = the arch's)")
-    disc_layers: int = bounded(2, 0, 8, "discriminator hidden layers (0 = the arch's)")
 
 
 class DANN(SourceOnly):
@@ -53,14 +74,7 @@ class DANN(SourceOnly):
 
     def __init__(self, hp: DANNHparams, info) -> None:
         super().__init__(hp, info)
-        disc = backbones.discriminator_for(  # on the encoder's features: no second encoder
-            hp.arch, self.nets["encoder"].out_dim, hp.disc_hidden, hp.disc_layers
-        )
-        self.nets["discriminator"] = disc
-
-    def configure(self, total_steps: int) -> None:
-        self.optimizers["main"] = make_optimizer(self.parameters(), self.hp)
-        self.schedulers["main"] = annealed(self.optimizers["main"], total_steps, self.hp.anneal)
+        adversary_for(self, hp)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
@@ -74,9 +88,7 @@ class DANN(SourceOnly):
             fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)
         cls_loss = F.cross_entropy(logits, ys)
-        coeff = self.hp.lambda_max * dann_lambda((step - 1) / self.total_steps, self.hp.gamma)
-        adversary = DomainAdversarialLoss(self.nets["discriminator"])  # the DDP-wrapped net
-        dom_loss, dom_acc = adversary(fs, ft, coeff)
+        dom_loss, dom_acc = adversarial_loss(self, self.hp, fs, ft, step)
         opt = self.optimizers["main"]
         opt.zero_grad(set_to_none=True)
         self.backward(cls_loss + dom_loss)

@@ -123,12 +123,19 @@ class SelfTrain(SourceOnly):
         mask = (conf >= self.hp.threshold).float()
 
         enc, cls = self.nets["encoder"], self.nets["classifier"]
-        logits_s = cls(enc(strong_augment(xs, self.hp.zoom)))  # separate forwards: per-domain BN
-        logits_t = cls(enc(strong_augment(xt, self.hp.zoom)))
+        fs = enc(strong_augment(xs, self.hp.zoom))  # separate forwards: per-domain BN
+        ft = enc(strong_augment(xt, self.hp.zoom))
+        logits_s, logits_t = cls(fs), cls(ft)
         cls_loss = F.cross_entropy(logits_s, ys)
         pl_loss = (F.cross_entropy(logits_t, pseudo, reduction="none") * mask).mean()
         div_loss = diversity(logits_t)
-        loss = cls_loss + self.hp.unsup_weight * pl_loss + self.hp.diversity_weight * div_loss
+        align_loss, align_logs = self.align(fs, ft, step)
+        loss = (
+            cls_loss
+            + self.hp.unsup_weight * pl_loss
+            + self.hp.diversity_weight * div_loss
+            + align_loss
+        )
         opt = self.optimizers["main"]
         opt.zero_grad(set_to_none=True)
         self.backward(loss)
@@ -142,4 +149,12 @@ class SelfTrain(SourceOnly):
             "loss/diversity": div_loss.detach(),
             "pseudo/kept": mask.mean(),
             "acc/train": (logits_s.argmax(1) == ys).float().mean(),
+            **align_logs,
         }
+
+    def align(
+        self, fs: torch.Tensor, ft: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+        """An extra feature-alignment loss on the student's source/target features (none
+        here; :class:`~genda.methods.selftrain_dann.SelfTrainDANN` adds DANN's)."""
+        return 0.0, {}

@@ -135,6 +135,14 @@ def evaluate(run: str | Path, n: int = 1000, **kwargs: Any) -> dict[str, Any]:
     return evaluate_run(run, n=n, **kwargs)
 
 
+def fid(dir_a: str | Path, dir_b: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """FID/KID/precision/recall of image folder ``dir_b`` against ``dir_a``; ``kwargs`` as
+    :func:`genda.engine.generate.folder_scores`."""
+    from genda.engine.generate import folder_scores
+
+    return folder_scores(dir_a, dir_b, **kwargs)
+
+
 def uda_table(
     pairs: list[tuple[str, str]],
     out: str | Path,

@@ -141,6 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         device=args.device,
         evaluator_steps=args.evaluator_steps,
         verbose=True,
+        real=args.real,
+        kid_subset=args.kid_subset,
         **_sample_options(args),
     )
     _print_metrics(metrics)
@@ -155,6 +157,40 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eta", type=float, help="DDIM noise scale in [0, 1]")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def cmd_fid(args: argparse.Namespace) -> None:
+    from genda import api
+
+    scores = api.fid(
+        args.dir_a,
+        args.dir_b,
+        inception_weights=args.inception_weights,
+        device=args.device,
+        evaluator_steps=args.evaluator_steps,
+        kid_subset=args.kid_subset,
+        verbose=True,
+    )
+    _print_metrics(scores)
+
+
+def _scoring_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--inception-weights",
+        metavar="PATH",
+        help="local Inception weights: the standard FID file (pt_inception-2015-12-05-*.pth) "
+        "or torchvision's inception_v3; without it a classifier trained on the real data "
+        "(never downloaded)",
+    )
+    p.add_argument(
+        "--evaluator-steps",
+        type=int,
+        default=1000,
+        help="training steps of the evaluation classifier (cached per data set)",
+    )
+    p.add_argument(
+        "--kid-subset", type=int, default=0, help="KID subset size (0 = 1000 or the image count)"
+    )
 
 
 def cmd_uda_table(args: argparse.Namespace) -> None:
@@ -301,19 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help="run directory of a trained generative model")
     ev.add_argument("--n", type=int, default=1000, help="generated images to score")
     ev.add_argument(
-        "--inception-weights",
-        metavar="PATH",
-        help="local torchvision inception_v3 state_dict; without it FID/IS use a "
-        "classifier trained on the real data (never downloaded)",
+        "--real", metavar="SPEC", help="score against this real data set instead of data.source"
     )
-    ev.add_argument(
-        "--evaluator-steps",
-        type=int,
-        default=1000,
-        help="training steps of the evaluation classifier (cached per data set)",
-    )
+    _scoring_args(ev)
     _sampling_args(ev)
     ev.set_defaults(func=cmd_eval)
+
+    fd = sub.add_parser("fid", help="FID/KID/precision/recall of image folder B against A")
+    fd.add_argument("dir_a", help="reference images (class folders train the classifier)")
+    fd.add_argument("dir_b", help="images to score")
+    fd.add_argument("--device", default="auto")
+    _scoring_args(fd)
+    fd.set_defaults(func=cmd_fid)
 
     rep = sub.add_parser("report", help="write report.md + report.html from runs and tables")
     rep.add_argument(

@@ -88,12 +88,73 @@ def test_inception_features_load_a_local_weights_file(tmp_path) -> None:
     feats, logits = gm.InceptionFeatures(path, "features"), gm.InceptionFeatures(path, "logits")
     x = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
     assert feats(x).shape == (2, 2048) and logits(x).shape == (2, 1000)
-    assert gm.make_extractors(path).name == "inception-v3"
+    assert gm.make_extractors(path).name == "inception-torchvision"
     with pytest.raises(FileNotFoundError, match="never downloads"):
         gm.InceptionFeatures(tmp_path / "missing.pt")
     torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="inception_v3"):
         gm.InceptionFeatures(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not Inception-v3 weights.*pt_inception-2015-12-05"):
+        gm.load_inception(tmp_path / "bad.pt")
+
+
+def test_standard_fid_weights_are_recognised_by_their_keys(tmp_path) -> None:
+    """The TF FID network (1008 classes, no auxiliary head; here randomly initialised, as no
+    real weights exist offline) under any file name: torch-fidelity's extractor runs it;
+    identical sets give FID 0, different ones a far larger value."""
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=True)
+    path = tmp_path / "weights-inception-2015-12-05-whatever.pth"
+    torch.save(net.state_dict(), path)
+    ex = gm.load_inception(path)
+    assert ex.name == "inception-fid"
+    a = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    b = torch.randint(0, 64, (3, 1, 32, 32), dtype=torch.uint8)  # grey: repeated to RGB
+    fa, fb = gm.embed(a, ex.fid), gm.embed(b, ex.fid)
+    assert fa.shape == (3, 2048) and ex.inception(a).shape == (3, 1008)
+    assert gm.fid_features(fa, fa) <= 1e-6 * gm.fid_features(fa, fb)
+
+
+def test_kid_and_precision_recall_on_known_cases() -> None:
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 16, generator=g, dtype=torch.float64)
+    same = torch.randn(400, 16, generator=g, dtype=torch.float64)
+    shifted = same + 1.5
+    collapsed = real[:1] + 0.01 * torch.randn(400, 16, generator=g, dtype=torch.float64)
+    kid_same, std_same, size = gm.kid_features(real, same, subset_size=200)
+    kid_shift, _, _ = gm.kid_features(real, shifted, subset_size=200)
+    assert size == 200 and abs(kid_same) < 3 * std_same + 1e-3 and kid_shift > 10 * std_same
+    assert gm.kid_features(real, same[:50])[2] == 50  # default: the smaller set's size
+    with pytest.raises(ValueError, match="at most the 50 images"):
+        gm.kid_features(real, same[:50], subset_size=100)
+    pr = gm.precision_recall(real, real)
+    assert pr["precision"] == pr["recall"] == 1.0
+    mode_collapse = gm.precision_recall(real, collapsed)
+    assert mode_collapse["precision"] == 1.0 and mode_collapse["recall"] < 0.05
+    assert gm.precision_recall(real, shifted)["precision"] < 0.5
+
+
+def test_cli_fid_compares_two_folders(digits, tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    def write(root: Path, images, labels, by_class: bool) -> Path:
+        for i, (im, y) in enumerate(zip(images, labels, strict=True)):
+            d = root / str(int(y)) if by_class else root
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(im[0].numpy()).save(d / f"{i}.png")
+        return root
+
+    tr = digits.train
+    a = write(tmp_path / "a", tr.images[:300], tr.labels[:300], by_class=True)
+    b = write(tmp_path / "b", tr.images[300:400], tr.labels[300:400], by_class=False)
+    args = ["fid", str(a), str(b), "--evaluator-steps", "50", "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "fid_extractor: classifier:folder:" in out and "recall:" in out and "kid:" in out
+    assert main(["fid", str(b), str(a)]) == 2  # no class folders and no Inception weights
+    assert "no class folders" in capsys.readouterr().err
 
 
 def test_face_detection_rate_on_real_faces_and_noise(shared_data: Path, monkeypatch) -> None:
@@ -285,5 +346,7 @@ def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
     assert 0 <= after["classifier_accuracy"] <= 100 and after["evaluator_accuracy"] > 90
     assert after["inception_score"] >= 1 and after["eval_sample_options"] == {"steps": 2}
     assert "face_detection_rate" not in after  # digits are not faces
+    assert after["kid_subset_size"] == 20 and 0 <= after["recall"] <= 1
+    assert after["fid_reference"] == "digits (train split)"
     assert main(["eval", str(tiny_run), "--n", "4", "--inception-weights", "/nonexistent.pt"]) == 2
     assert "never downloads" in capsys.readouterr().err

@@ -204,15 +204,22 @@ def evaluate_run(
     max_real: int = 10000,
     verbose: bool = False,
     cache_root: str | Path | None = None,
+    real: str | None = None,
+    kid_subset: int = 0,
     **options: Any,
 ) -> dict[str, Any]:
     """Sample ``n`` images from a run, score them, merge the scores into ``metrics.json``.
 
     Real reference data is the run's own ``data.source`` (and ``data.attribute``) train split
-    at the training size/channels, up to ``max_real`` images. Scores (percent where a rate):
+    at the training size/channels, up to ``max_real`` images; ``real`` (a data spec, e.g. the
+    validation faces) replaces it by all images of that set, recorded as ``fid_reference``.
+    Scores (percent where a rate):
 
-    ``fid`` / ``fid_extractor``, ``fid_real_test`` (FID of the real test split against the
-    same real train images: the floor an ideal model would reach with this many images),
+    ``fid`` / ``fid_extractor``, ``fid_real_test`` (FID of the run's real test split against
+    the same reference: the floor an ideal model would reach with this many images), ``kid``
+    (+ ``_std``, ``kid_subset_size``; ``kid_subset`` 0 = 1,000 or the sample count),
+    ``precision`` / ``recall`` (+ density, coverage; k = 3) of the samples against as many
+    reference images, all on the same extractor's features,
     ``inception_score`` (+ ``_std``) and ``inception_score_real``, ``classifier_accuracy`` of
     conditional samples with ``evaluator_accuracy`` (the classifier on real test images),
     ``face_detection_rate`` with ``face_detection_rate_real`` for 64-px RGB face data, and for
@@ -245,8 +252,11 @@ def evaluate_run(
         inception.inception.to(dev)  # type: ignore[union-attr]
     dc = cfg.data
     # The full real distribution is the reference, even for a run trained with data.limit.
-    real = prepare(replace(dc, limit=0), cfg.train.seed)
-    real_train, real_test = real.source.train.images[:max_real], real.source.test.images
+    data = prepare(replace(dc, limit=0), cfg.train.seed)
+    real_train, real_test = data.source.train.images[:max_real], data.source.test.images
+    if real:
+        ref = prepare(replace(dc, source=real, target=None, limit=0), cfg.train.seed).source
+        real_train = torch.cat([ref.train.images, ref.test.images])[:max_real]
 
     labels = request_labels(method, n)
     t0 = time.perf_counter()
@@ -277,9 +287,18 @@ def evaluate_run(
         if inception is None:
             raise ConfigError(f"cannot score {dc.source} without --inception-weights: {e}") from e
     ex = inception if inception is not None else gm.make_extractors(None, evaluator)
-    out["fid"] = round(gm.fid(real_train, fake, ex.fid), 4)
+    f_ref, f_test, f_fake = (gm.embed(x, ex.fid) for x in (real_train, real_test, fake))
+    out["fid"] = round(gm.fid_features(f_ref, f_fake), 4)
     out["fid_extractor"] = ex.name
-    out["fid_real_test"] = round(gm.fid(real_train, real_test, ex.fid), 4)
+    out["fid_reference"] = real or f"{dc.source} (train split)"
+    out["fid_real_test"] = round(gm.fid_features(f_ref, f_test), 4)
+    try:
+        kid, kid_std, kid_size = gm.kid_features(f_ref, f_fake, kid_subset, seed=seed)
+    except ValueError as e:
+        raise ConfigError(f"--kid-subset: {e}") from e
+    out.update(kid=round(kid, 6), kid_std=round(kid_std, 6), kid_subset_size=kid_size)
+    pick = torch.randperm(len(f_ref), generator=torch.Generator().manual_seed(seed))[:n]
+    out.update(gm.precision_recall(f_ref[pick], f_fake))
     if ex.inception is not None:
         mean, std = gm.inception_score(fake, ex.inception)
         out["inception_score"], out["inception_score_std"] = round(mean, 4), round(std, 4)
@@ -301,3 +320,74 @@ def evaluate_run(
         merged.update(out)
         write_json(path, merged)
     return out
+
+
+def folder_scores(
+    dir_a: str | Path,
+    dir_b: str | Path,
+    inception_weights: str | Path | None = None,
+    device: str = "cpu",
+    evaluator_steps: int = 1000,
+    kid_subset: int = 0,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """FID, KID and precision/recall of image folder ``dir_b`` against ``dir_a`` (``genda
+    fid``, like ``python -m pytorch_fid A B``).
+
+    With ``inception_weights`` the standard Inception features; otherwise a classifier
+    trained on ``dir_a``'s class folders (cached like every evaluator), whose scores compare
+    only with others on the same classifier. Sub-folders are read recursively.
+    """
+    from genda.data.formats import image_files, read_images
+    from genda.engine.runtime import resolve_device
+    from genda.metrics import generative as gm
+    from genda.metrics.evaluator import get_evaluator
+
+    images = []
+    for d in map(Path, (dir_a, dir_b)):
+        if not d.is_dir():
+            raise DataError(f"{d}: not a folder (expected a folder of image files)")
+        files = image_files(d, recursive=True)
+        if len(files) < 2:
+            raise DataError(f"{d}: has {len(files)} image files; FID needs at least 2")
+        images.append(read_images(files)["images"])
+    dev = resolve_device(device)
+    if inception_weights:
+        try:
+            ex = gm.make_extractors(inception_weights)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--inception-weights: {e}") from e
+        ex.fid.to(dev)
+    else:
+        root = Path(dir_a)
+        if not any(p.is_dir() for p in root.iterdir()):
+            raise ConfigError(
+                f"{root} has no class folders to train a classifier on; pass "
+                f"--inception-weights FILE ({gm.FID_WEIGHTS_HINT})"
+            )
+        a = images[0]
+        evaluator = get_evaluator(
+            f"folder:{root}",
+            size=a.shape[-1],
+            channels=a.shape[1],
+            steps=evaluator_steps,
+            device=dev,
+            verbose=verbose,
+        )
+        ex = gm.make_extractors(None, evaluator)
+    f_a, f_b = (gm.embed(x, ex.fid) for x in images)
+    try:
+        kid, kid_std, kid_size = gm.kid_features(f_a, f_b, kid_subset)
+    except ValueError as e:
+        raise ConfigError(f"--kid-subset: {e}") from e
+    n = min(len(f_a), len(f_b))
+    return {
+        "fid": round(gm.fid_features(f_a, f_b), 4),
+        "fid_extractor": ex.name,
+        "images_a": len(f_a),
+        "images_b": len(f_b),
+        "kid": round(kid, 6),
+        "kid_std": round(kid_std, 6),
+        "kid_subset_size": kid_size,
+        **gm.precision_recall(f_a[:n], f_b[:n]),
+    }

@@ -6,20 +6,32 @@ real and generated images; the Inception Score (Salimans et al., "Improved Techn
 Training GANs", NeurIPS 2016) is ``exp(E_x KL(p(y|x) || p(y)))`` over a classifier's
 predictions. Both are computed by torchmetrics with a *pluggable* feature network:
 
-* ``inception-v3``: torchvision's Inception-v3 with weights loaded from a local file
-  (nothing is ever downloaded). Its scores are the familiar ones only approximately: the
-  reference FID implementation uses TF-ported weights and resizing.
+* ``inception-fid``: the Inception network of the original TensorFlow FID code (weights
+  ``pt_inception-2015-12-05``, the file pytorch-fid and torch-fidelity load), run by
+  torchmetrics' torch-fidelity extractor with TF-style resizing: the FID and IS that papers
+  and course baselines quote. :func:`load_inception` tells it from torchvision's ImageNet
+  weights by the file's keys (1008 classes, no auxiliary head), not by its name.
+* ``inception-torchvision``: torchvision's Inception-v3 with ImageNet weights from a local
+  file: a different network, so its FID is a different number.
 * ``classifier:<spec>``: the evaluation classifier trained on the real data of that domain
   (:mod:`genda.metrics.evaluator`): penultimate features for FID, logits for IS. Scores are
   comparable only between models measured with the same extractor, so every result carries
   its name as ``fid_extractor``.
 
+Nothing is ever downloaded: a weights file is the user's (:data:`FID_WEIGHTS_HINT`).
+
 All functions take uint8 ``[N, C, H, W]`` images (float [-1, 1] is converted), the format
 samples are written to disk in, so scores of in-memory samples and PNG folders agree.
+FID, KID (Binkowski et al., ICLR 2018) and improved precision/recall (Kynkaanniemi et al.,
+NeurIPS 2019) are computed from features extracted once per image set (:func:`embed`):
+one Inception pass serves all three.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +59,7 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         from torchvision.models import inception_v3
 
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Inception-v3 weights file {path} does not exist (genda never downloads "
-                "weights; pass a torchvision inception_v3 state_dict file)"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        path, state = _read_weights(weights)
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
         try:
             net.load_state_dict(state)
@@ -103,6 +107,66 @@ class InceptionFeatures(nn.Module):
         return f if self.output == "features" else n.fc(f)
 
 
+FID_WEIGHTS_HINT = (
+    "the standard FID weights are pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+    "(github.com/mseitzer/pytorch-fid/releases, tag fid_weights) or torch-fidelity's "
+    "weights-inception-2015-12-05-6726825d.pth; download one yourself and pass its path"
+)
+
+
+def _read_weights(weights: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A state dict read without running code from the file (``weights_only``)."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Inception weights file {path} does not exist (genda never downloads weights; "
+            f"{FID_WEIGHTS_HINT})"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  any unpickling failure: not a weights file
+        raise ValueError(f"{path}: not a PyTorch weights file ({type(e).__name__})") from e
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors")
+    return path, state
+
+
+def inception_kind(state: dict[str, torch.Tensor]) -> str | None:
+    """``inception-fid`` (the TF FID network: fc of 1008 classes, no auxiliary head),
+    ``inception-torchvision`` (ImageNet: fc of 1000 and ``AuxLogits``), else None."""
+    fc = state.get("fc.weight")
+    if fc is None or "Mixed_7c.branch_pool.conv.weight" not in state:
+        return None
+    aux = any(k.startswith("AuxLogits.") for k in state)
+    if tuple(fc.shape) == (1008, 2048) and not aux:
+        return "inception-fid"
+    if tuple(fc.shape) == (1000, 2048) and aux:
+        return "inception-torchvision"
+    return None
+
+
+class FIDInception(nn.Module):
+    """The TF FID Inception on uint8 images (grey repeated to RGB): 2048-d pool features or
+    the 1008 ``logits_unbiased`` the Inception Score uses, via torchmetrics' extractor."""
+
+    def __init__(self, weights_file: Path, output: Literal["features", "logits"]) -> None:
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        feature = "2048" if output == "features" else "logits_unbiased"
+        self.net = NoTrainInceptionV3("inception-v3-compat", [feature], str(weights_file))
+        self.num_features = 2048 if output == "features" else 1008
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_uint8(x) if x.dtype != torch.uint8 else x
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.net(x.to(next(self.net.parameters()).device))
+
+
 @dataclass
 class Extractors:
     """Feature modules for FID and IS and the name recorded beside the scores."""
@@ -112,14 +176,33 @@ class Extractors:
     name: str
 
 
+def load_inception(weights: str | Path) -> Extractors:
+    """FID and IS networks from a local weights file, of either kind (see the module doc).
+
+    torch-fidelity unpickles its weights file with ``weights_only=False`` (which can run code
+    from it); genda reads the user's file safely, checks it, and hands torch-fidelity a
+    private copy holding nothing but those tensors.
+    """
+    path, state = _read_weights(weights)
+    kind = inception_kind(state)
+    if kind == "inception-torchvision":
+        feats = InceptionFeatures(path, "features")
+        return Extractors(feats, InceptionFeatures(path, "logits"), kind)
+    if kind is None:
+        raise ValueError(
+            f"{path}: not Inception-v3 weights (expected the FID network, fc 1008 classes, "
+            f"or torchvision's inception_v3, fc 1000 + AuxLogits; {FID_WEIGHTS_HINT})"
+        )
+    with tempfile.TemporaryDirectory(prefix="genda-fid-") as tmp:
+        copy = Path(tmp) / "inception.pt"
+        torch.save(state, copy)
+        return Extractors(FIDInception(copy, "features"), FIDInception(copy, "logits"), kind)
+
+
 def make_extractors(inception_weights: str | Path | None = None, evaluator=None) -> Extractors:
     """Inception-v3 when a weights file is given, else the evaluation classifier's."""
     if inception_weights:
-        return Extractors(
-            InceptionFeatures(inception_weights, "features"),
-            InceptionFeatures(inception_weights, "logits"),
-            "inception-v3",
-        )
+        return load_inception(inception_weights)
     if evaluator is None:
         raise ValueError(
             "FID needs Inception-v3 weights (a local file) or an evaluation classifier"
@@ -133,12 +216,29 @@ def _batches(x: torch.Tensor, batch_size: int):
         yield to_uint8(x[i : i + batch_size])
 
 
-@torch.no_grad()
-def fid(real: torch.Tensor, fake: torch.Tensor, feature: nn.Module, batch_size: int = 250) -> float:
-    """FID between two image sets under ``feature`` (torchmetrics, float64 statistics).
+class _Given(nn.Module):
+    """Identity over features already extracted: torchmetrics' metrics take a feature
+    network, and this one lets FID and KID share one pass of the real one (:func:`embed`)."""
 
-    Needs at least 2 images per set; with fewer images than feature dimensions the
-    covariances are singular and FID is biased upwards, so compare only equal-sized runs.
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f
+
+
+@torch.no_grad()
+def embed(images: torch.Tensor, feature: nn.Module, batch_size: int = 250) -> torch.Tensor:
+    """``feature`` of every image (uint8 batches), as one float64 CPU tensor ``[N, d]``."""
+    return torch.cat([feature(x).double().cpu() for x in _batches(images, batch_size)])
+
+
+def fid_features(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID between two feature sets ``[N, d]`` (torchmetrics, float64 statistics).
+
+    Needs at least 2 per set; with fewer than ``d`` the covariances are singular and FID
+    is biased upwards, so compare only equal-sized runs.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -146,12 +246,60 @@ def fid(real: torch.Tensor, fake: torch.Tensor, feature: nn.Module, batch_size: 
         raise ValueError(
             f"FID needs >= 2 real and >= 2 generated images, got {len(real)} and {len(fake)}"
         )
-    metric = FrechetInceptionDistance(feature=feature, normalize=False)
-    for x in _batches(real, batch_size):
-        metric.update(x, real=True)
-    for x in _batches(fake, batch_size):
-        metric.update(x, real=False)
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]), normalize=False)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
     return max(float(metric.compute()), 0.0)  # tiny negatives are float round-off
+
+
+def fid(real: torch.Tensor, fake: torch.Tensor, feature: nn.Module, batch_size: int = 250) -> float:
+    """FID between two image sets under ``feature`` (see :func:`fid_features`)."""
+    return fid_features(embed(real, feature, batch_size), embed(fake, feature, batch_size))
+
+
+KID_SUBSET = 1000  # Binkowski et al.'s subset size
+
+
+def kid_features(
+    real: torch.Tensor, fake: torch.Tensor, subset_size: int = 0, subsets: int = 100, seed: int = 0
+) -> tuple[float, float, int]:
+    """KID ``(mean, std over subsets, subset size)``: the unbiased polynomial-kernel MMD^2,
+    averaged over ``subsets`` random subsets (torchmetrics). ``subset_size`` 0 takes
+    :data:`KID_SUBSET` or the smaller set's size; a larger explicit one is refused (the
+    estimate would silently reuse images)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    n = min(len(real), len(fake))
+    size = subset_size or min(KID_SUBSET, n)
+    if size > n or size < 2:
+        raise ValueError(
+            f"KID subset size {size} needs >= 2 and at most the {n} images of the smaller set"
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        metric = KernelInceptionDistance(
+            feature=_Given(real.shape[1]), subsets=subsets, subset_size=size
+        )
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    with torch.random.fork_rng():  # subsets are drawn with the global RNG; keep the caller's
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std), size
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al., 2019; ``prdc``, Naeem et al.
+    2020, adds density and coverage): precision = share of generated features inside the
+    k-NN ball of some real one (fidelity), recall = share of real ones inside a generated
+    one's ball (diversity: mode collapse shows as low recall). Use equal set sizes."""
+    from prdc import compute_prdc
+
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} images per set")
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+        out = compute_prdc(real.float().numpy(), fake.float().numpy(), nearest_k=k)
+    return {key: round(float(v), 4) for key, v in out.items()}
 
 
 @torch.no_grad()

@@ -87,6 +87,13 @@ class TrainConfig:
         0, 0, None, "evaluate during training every N steps (0 = only at the end)"
     )
     ckpt_every: int = bounded(500, 0, None, "checkpoint every N steps (0 = only at the end)")
+    sample_every: int = bounded(
+        -1,
+        -1,
+        None,
+        "generative runs: a fixed-noise sample grid every N steps, animated as "
+        "figures/progress.gif (-1 = steps // 20, about 20 frames; 0 = off)",
+    )
     progress: bool = True
 
 

@@ -316,3 +316,25 @@ def test_checkpoint_of_another_model_or_size(runs: dict[str, Path], tmp_path: Pa
     torch.save(state, tmp_path / "checkpoints" / "last.pt")
     with pytest.raises(CheckpointError, match="for method 'dcgan', not 'acgan'"):
         load_method(tmp_path)
+
+
+def test_progress_frames_become_a_gif_without_changing_training(tmp_path: Path, digits) -> None:
+    """``train.sample_every``: one fixed-noise grid per N steps, animated as progress.gif
+    (one frame per grid); the frames leave the training RNG and weights as they were."""
+    from PIL import Image
+
+    def run(name: str, every: int) -> Path:
+        cfg = config("dcgan", steps=4)
+        cfg.train.sample_every = every
+        train(cfg, tmp_path / name, data=digits)
+        return tmp_path / name
+
+    with_frames, without = run("frames", 2), run("none", 0)
+    frames = sorted((with_frames / "figures" / "progress").glob("*.png"))
+    assert [f.name for f in frames] == ["0000002.png", "0000004.png"]
+    with Image.open(with_frames / "figures" / "progress.gif") as gif:
+        assert gif.n_frames == 2
+    assert not (without / "figures" / "progress.gif").exists()
+    metrics = json.loads((with_frames / "metrics.json").read_text())
+    assert metrics["figures"]["Training progress (fixed noise)"] == "figures/progress.gif"
+    assert losses(with_frames) == losses(without)

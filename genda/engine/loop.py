@@ -209,6 +209,12 @@ def _train(
         curves (and ``wall_time_s``) do not depend on how often a run was evaluated."""
         return elapsed + time.perf_counter() - t0 - paused
 
+    every = tc.sample_every if tc.sample_every >= 0 else steps // 20
+    frames = (
+        run_dir / "figures" / "progress"
+        if main and figures and every and method.kind == "generative"
+        else None
+    )
     method.train()
     sums: dict[str, torch.Tensor] = {}
     count = 0
@@ -251,6 +257,10 @@ def _train(
             scores = _scalars(rt.evaluate(method, data))
             paused += time.perf_counter() - t_eval
             history.log(step, clock(), scores)
+        if frames is not None and step % every == 0:
+            t_frame = time.perf_counter()
+            _progress_frame(method, rt, frames / f"{step:07d}.png")
+            paused += time.perf_counter() - t_frame
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
             save_checkpoint(step)
         if bar is not None:
@@ -263,6 +273,11 @@ def _train(
     fig_dir = run_dir / "figures" if main and figures else None
     metrics = rt.evaluate(method, data, fig_dir) if evaluate else {}  # rank 0 only
     history.log(steps, wall, _scalars(metrics))
+    if frames is not None and "figures" in metrics and frames.is_dir():
+        from genda.viz import save_gif
+
+        save_gif(sorted(frames.glob("*.png")), run_dir / "figures" / "progress.gif")
+        metrics["figures"]["Training progress (fixed noise)"] = "figures/progress.gif"
     metrics = {
         "method": cfg.method,
         "seed": tc.seed,
@@ -289,6 +304,21 @@ def _train(
     history.close()
     rt.barrier()
     return metrics
+
+
+def _progress_frame(method: Any, rt: Runtime, path: Path) -> None:
+    """One sample grid from the same noise every time (the training RNG is left untouched),
+    on rank 0 without DDP, in eval mode."""
+    from genda.viz import save_grid
+
+    method.eval()
+    try:
+        with rt.local(method), torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(0)
+            images, nrow = method.grid(**method.progress_options)
+    finally:
+        method.train()
+    save_grid(images, path, nrow=nrow)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -68,6 +68,7 @@ class DDPM(GenerativeMethod):
     name = "ddpm"
     Hparams = DDPMHparams
     streams = ("source",)
+    progress_options = {"sampler": "ddim", "steps": 10}  # a frame: a rough look, not a score
     # ~3,300 steps on the 1,437 embedded digits at batch 128; pass --steps for short runs.
     # channels_last only in fp32: batch-256 steps 1.02x -> 1.29x the conventional pipeline in
     # fp32, but 2.46x -> 1.98x under bf16 autocast (benchmarks/gen_pipeline.py).
@@ -269,10 +270,9 @@ class DDPM(GenerativeMethod):
             return {}
         from genda.viz import plot_strip, save_grid
 
-        k = self.info.num_classes
-        labels = torch.arange(k, device=self.device).repeat_interleave(10) if k else None
-        imgs = self.sample(10 * k if k else 100, labels)
-        save_grid(imgs.cpu(), run_dir / "samples.png", nrow=10)
+        k = self.info.num_classes if self.conditioning != "none" else 0
+        imgs, nrow = self.grid()
+        save_grid(imgs, run_dir / "samples.png", nrow=nrow)
         T = self.hp.timesteps
         times = sorted(
             {T, *(round(T * f) for f in (0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05)), 0}, reverse=True

@@ -26,6 +26,9 @@ class GenerativeMethod(Method):
     kind = "generative"
     streams = ("source",)
     conditioning: ClassVar[str] = "none"
+    # Sampling options of the progress frames (train.sample_every): cheaper than the final
+    # samples where the model has a choice (DDPM: a short DDIM schedule).
+    progress_options: ClassVar[dict[str, Any]] = {}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
         """``n`` images as float ``[n, C, H, W]`` in [-1, 1] (uses the global torch RNG)."""
@@ -45,16 +48,21 @@ class GenerativeMethod(Method):
             )
         return labels
 
+    def grid(self, **options: Any) -> tuple[torch.Tensor, int]:
+        """Samples for a figure and its images per row: 10 per class (a row each) for
+        conditional models, else 64 in rows of 8."""
+        k = self.info.num_classes if self.conditioning != "none" else 0
+        labels = torch.arange(k, device=self.device).repeat_interleave(10) if k else None
+        with torch.no_grad():
+            imgs = self.sample(10 * k if k else 64, labels, **options)
+        return imgs.cpu(), 10 if k else 8
+
     def evaluate(self, data: Any, run_dir: Path | None = None) -> dict[str, Any]:
         """Default: a sample grid (one row per class for conditional models)."""
         if run_dir is None:
             return {}
         from genda.viz import save_grid
 
-        k = self.info.num_classes if self.conditioning != "none" else 0
-        n = 10 * k if k else 64
-        labels = torch.arange(k, device=self.device).repeat_interleave(10) if k else None
-        with torch.no_grad():
-            imgs = self.sample(n, labels)
-        save_grid(imgs.cpu(), run_dir / "samples.png", nrow=10 if k else 8)
+        imgs, nrow = self.grid()
+        save_grid(imgs, run_dir / "samples.png", nrow=nrow)
         return {"figures": {"Samples": "figures/samples.png"}}

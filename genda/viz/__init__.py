@@ -9,7 +9,7 @@ from genda.viz.figures import (
     read_history,
 )
 from genda.viz.files import save_figure
-from genda.viz.images import plot_pairs, plot_recon, plot_strip, save_grid, to_uint8
+from genda.viz.images import plot_pairs, plot_recon, plot_strip, save_gif, save_grid, to_uint8
 
 __all__ = [
     "plot_confusion",
@@ -22,6 +22,7 @@ __all__ = [
     "plot_xy",
     "read_history",
     "save_figure",
+    "save_gif",
     "save_grid",
     "to_uint8",
 ]

@@ -57,6 +57,27 @@ def save_grid(
     return Path(path)
 
 
+def save_gif(frames: Sequence[PathLike], path: PathLike, ms_per_frame: int = 250) -> Path:
+    """Animate PNG ``frames`` (e.g. sample grids over training) as a looping GIF; the last
+    frame is held three times as long, so the final state is what the eye rests on."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("save_gif needs at least one frame")
+    images = [Image.open(f).convert("RGB") for f in frames]
+    durations = [ms_per_frame] * (len(images) - 1) + [3 * ms_per_frame]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+        )
+    return Path(path)
+
+
 def _show(ax, image: torch.Tensor) -> None:
     """Draw one uint8 ``[C, H, W]`` image without ticks (but keeping room for labels)."""
     if image.shape[0] == 1:

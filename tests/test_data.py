@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from genda.cache import cache_dir
 from genda.data import EMBEDDED, DataError, Dataset, load_dataset
 from genda.data.embedded import build_digits, build_digits_m, build_syndigits
-from genda.data.formats import cache_dir
 from genda.data.mnistm import blend_with_photos, build_mnistm
 
 

@@ -10,11 +10,12 @@ import torch.nn.functional as F
 KINDS = ("none", "shift", "affine")
 
 
-def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
+def augment(x: torch.Tensor, kind: str, scale: float = 1.1) -> torch.Tensor:
     """Random geometric jitter for a float batch ``[N, C, H, W]`` in [-1, 1].
 
-    ``shift``: translations up to 1/10 of the side; ``affine``: plus rotation (±15°) and
-    scale (0.9-1.1). Uses the global torch RNG so checkpoints capture it.
+    ``shift``: translations up to 1/10 of the side; ``affine``: plus rotation (±15°) and a
+    zoom log-uniform in ``[1/scale, scale]``. Uses the global torch RNG so checkpoints
+    capture it.
     Borders are filled with -1 (black), matching digit backgrounds.
     """
     if kind == "none":
@@ -27,7 +28,7 @@ def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
     theta = torch.zeros(n, 2, 3, device=dev)
     if kind == "affine":
         ang = (torch.rand(n, device=dev) * 2 - 1) * math.radians(15)
-        s = 1 / (0.9 + 0.2 * torch.rand(n, device=dev))
+        s = scale ** (torch.rand(n, device=dev) * 2 - 1)  # theta maps output to input
         theta[:, 0, 0], theta[:, 0, 1] = s * torch.cos(ang), -s * torch.sin(ang)
         theta[:, 1, 0], theta[:, 1, 1] = s * torch.sin(ang), s * torch.cos(ang)
     else:

@@ -94,7 +94,7 @@ def auto_precision(
     if not f["avx512_bf16"]:
         return "32-true"
     if cache is None:
-        from genda.data.formats import cache_dir, cache_enabled
+        from genda.cache import cache_dir, cache_enabled
 
         cache = cache_dir() / CACHE_NAME if cache_enabled() else None
     key = f"{f['model']}|torch {torch.__version__}|{torch.get_num_threads()} threads"

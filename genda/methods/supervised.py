@@ -31,6 +31,7 @@ class SupervisedHparams:
     # Geometric jitter of both domains' batches: the digit domains differ in framing and
     # stroke, and jitter measurably helps every row of the MNIST<->USPS table.
     augment: str = choice("affine", ["none", "shift", "affine"])
+    scale: float = bounded(1.1, 1.0, 4.0, "affine jitter: zoom log-uniform in [1/scale, scale]")
     # Per-image standardisation (genda.nets.digits.standardize) removes the brightness,
     # contrast and colour cast that separate MNIST-M from MNIST before any weight sees them;
     # with AdaBN it takes source-only on MNIST -> MNIST-M from 18 to 53 % (2k steps).
@@ -82,7 +83,7 @@ class SourceOnly(UDAMethod):
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x, y = batch[self.streams[0]]
-        x = augment(self.prepare(x), self.hp.augment)
+        x = augment(self.prepare(x), self.hp.augment, self.hp.scale)
         logits = self.nets["classifier"](self.nets["encoder"](x))
         loss = F.cross_entropy(logits, y)
         opt = self.optimizers["main"]

@@ -16,9 +16,7 @@ atomically, so every ``genda eval`` of runs on the same data reuses one classifi
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genda import cache
 from genda.data.augment import augment
 from genda.data.domain import DataError, Domain
-from genda.data.formats import cache_enabled
 from genda.data.stream import to_float
 from genda.nets import digits
 
@@ -235,19 +233,15 @@ def train_classifier(
 
 
 def evaluator_dir() -> Path:
-    from genda.data.formats import cache_dir
-
-    return cache_dir() / "evaluators"
+    return cache.cache_dir() / "evaluators"
 
 
 def _cache_path(
     root: Path, spec: str, attribute: str, size: int, channels: int, steps: int, seed: int
 ) -> Path:
     key = f"v{EVALUATOR_VERSION}|{spec}|{attribute}|{size}|{channels}|{steps}|{seed}"
-    slug = re.sub(
-        r"[^A-Za-z0-9_.-]+", "_", f"{spec.split('/')[-1]}-{attribute or 'all'}-{channels}x{size}"
-    )
-    return root / f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    name = f"{spec.split('/')[-1]}-{attribute or 'all'}-{channels}x{size}"
+    return cache.entry_path(root, name, key)
 
 
 def get_evaluator(
@@ -270,14 +264,13 @@ def get_evaluator(
     """
     from genda.config import DataConfig
     from genda.data.prepare import prepare
-    from genda.io import save_torch
 
-    use_cache = cache_enabled()
+    use_cache = cache.cache_enabled()
     root = Path(cache_root) if cache_root is not None else evaluator_dir()
     path = _cache_path(root, spec, attribute, size, channels, steps, seed)
-    if use_cache and path.is_file():
+    st = cache.load(path) if use_cache else None
+    if st is not None:
         try:
-            st = torch.load(path, map_location="cpu", weights_only=True)
             net = ClassifierNet(channels, size, st["outputs"])
             net.load_state_dict(st["state_dict"])
             net.eval()
@@ -293,7 +286,7 @@ def get_evaluator(
                 st["train_seconds"],
                 path,
             ).to(device)
-        except Exception as e:  # a damaged cache file is retrained, never fatal
+        except Exception as e:  # noqa: BLE001  a wrong-shaped entry is retrained, never fatal
             warnings.warn(f"genda: ignoring unreadable evaluator {path} ({e})", stacklevel=2)
     data = prepare(DataConfig(source=spec, size=size, channels=channels, attribute=attribute), seed)
     train, test = data.source.train, data.source.test
@@ -322,10 +315,7 @@ def get_evaluator(
             "size": size,
             "channels": channels,
         }
-        try:
-            save_torch(path, state)  # atomic: temp file + rename
-        except OSError as e:
-            warnings.warn(f"genda: could not cache evaluator at {path} ({e})", stacklevel=2)
+        cache.store(path, state)
     if verbose:
         print(f"  evaluation classifier test accuracy {acc:.2f}% ({secs} s)", flush=True)
     return EvalClassifier(

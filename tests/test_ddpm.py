@@ -11,8 +11,15 @@ from genda.config import ConfigError
 from genda.data.prepare import DataInfo, prepare
 from genda.engine.loop import build_method, resolve_config, train
 from genda.methods.ddpm import DDPM
-from genda.methods.schedulers import DDIMScheduler, DDPMScheduler, linear_betas
 from genda.nets.unet import UNet
+from genda.schedulers import (
+    BETA_SCHEDULES,
+    SCHEDULERS,
+    DDIMScheduler,
+    DDPMScheduler,
+    cosine_betas,
+    linear_betas,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -248,6 +255,36 @@ def test_sampling_is_reproducible_with_a_seed(model: DDPM) -> None:
     torch.manual_seed(5)
     b = model.sample(3, torch.tensor([0, 1, 2]), steps=3)
     assert torch.equal(a, b)
+
+
+def test_cosine_betas_follow_the_squared_cosine() -> None:
+    """Nichol & Dhariwal: abar(t) = f(t)/f(0), f(t) = cos^2((t/T + s)/(1+s) pi/2)."""
+    T = 1000
+    abar = DDPMScheduler(T, beta_schedule="cosine").alphas_cumprod
+    f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    assert abar[499].item() == pytest.approx(f(500) / f(0), rel=1e-9)
+    assert bool((abar[1:] < abar[:-1]).all()) and abar[-1] < 1e-4
+    assert cosine_betas(T).max() <= 0.999
+    # the linear schedule leaves far less signal in the middle of the process
+    assert DDPMScheduler(T).alphas_cumprod[499] < 0.5 * abar[499]
+    with pytest.raises(ValueError, match="beta schedule must be one of linear, cosine"):
+        DDPMScheduler(T, beta_schedule="sigmoid")
+
+
+def test_sampler_choices_come_from_the_registries(model: DDPM) -> None:
+    """hparams list what genda/schedulers.py registers; a scheduler object samples exactly
+    like its registered name, and one with another noise schedule is refused."""
+    with pytest.raises(ConfigError, match="valid choices: ddim, ddpm"):
+        tiny_cfg(sampler="euler")
+    assert list(BETA_SCHEDULES) == ["linear", "cosine"] and "ddim" in SCHEDULERS
+    y = torch.tensor([0, 1])
+    torch.manual_seed(3)
+    by_name = model.sample(2, y, steps=4, sampler="ddim", eta=0.5)
+    obj = DDIMScheduler(20, eta=0.5)  # TINY: 20 timesteps, linear betas
+    torch.manual_seed(3)
+    assert torch.equal(by_name, model.sample(2, y, steps=4, sampler=obj))
+    with pytest.raises(ValueError, match="noise schedule differs"):
+        model.sample(1, y[:1], sampler=DDIMScheduler(20, beta_schedule="cosine"))
 
 
 def test_invalid_sampling_options_raise(model: DDPM) -> None:

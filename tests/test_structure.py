@@ -18,6 +18,7 @@ LAYERS = {
     "cache": 2,
     "data": 3,
     "nets": 3,
+    "schedulers": 3,
     "viz": 4,
     "metrics": 5,
     "methods": 6,

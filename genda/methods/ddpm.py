@@ -10,7 +10,7 @@ replaced by the null context, so one network learns both ``eps(x_t, t, y)`` and
 Sampling mixes the two predictions, ``eps = (1 + w) eps(x, t, y) - w eps(x, t, null)``
 (``w = 0``: plain conditional sampling), computed in *one* batched forward of the
 concatenated conditional and null halves, and hands ``eps`` to a scheduler from
-:mod:`genda.methods.schedulers`: ancestral DDPM or DDIM (Song, Meng & Ermon, ICLR 2021),
+:mod:`genda.schedulers`: ancestral DDPM or DDIM (Song, Meng & Ermon, ICLR 2021),
 which reaches similar quality in 5-20x fewer steps.
 
 An exponential moving average of the weights (kept as the frozen network ``ema``) is used
@@ -34,13 +34,16 @@ from genda.data.formats import ATTR_DIR
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.generative import GenerativeMethod
 from genda.methods.losses import ema_update, warmup_decay
-from genda.methods.schedulers import SCHEDULERS, Scheduler
 from genda.nets.unet import UNet
+from genda.schedulers import BETA_SCHEDULES, SCHEDULERS, Scheduler, make_scheduler
 
 
 @dataclass
 class DDPMHparams:
     timesteps: int = bounded(500, 10, 4000, "T: diffusion steps of the forward process")
+    beta_schedule: str = choice(
+        "linear", list(BETA_SCHEDULES), "variance schedule of the forward process"
+    )
     beta_start: float = bounded(1e-4, 1e-6, 0.1, "first beta of the linear schedule")
     beta_end: float = bounded(0.02, 1e-4, 0.5, "last beta of the linear schedule")
     width: int = bounded(32, 4, 512, "U-Net channels at full resolution (64 for 64-px faces)")
@@ -54,7 +57,7 @@ class DDPMHparams:
     grad_clip: float = bounded(1.0, 0.0, None, "max gradient norm (0 = off)")
     ema: float = bounded(0.999, 0.0, 1.0, "EMA decay of the sampling weights (0 = no EMA)")
     guidance: float = bounded(2.0, 0.0, 100.0, "default CFG weight w (0 = no guidance)")
-    sampler: str = choice("ddim", ["ddim", "ddpm"], "default sampler")
+    sampler: str = choice("ddim", list(SCHEDULERS), "default sampler (genda/schedulers.py)")
     sample_steps: int = bounded(50, 1, 4000, "default DDIM sampling steps (<= timesteps)")
     # 1 (stochastic) by default: on a briefly trained digits model, deterministic DDIM
     # (eta = 0) gave far less accurate digits than eta = 1 (it needs a well-trained net).
@@ -103,13 +106,29 @@ class DDPM(GenerativeMethod):
     def null_label(self) -> int:
         return self.info.num_classes
 
-    def scheduler(self, sampler: str = "ddpm", eta: float | None = None) -> Scheduler:
-        """A fresh scheduler for this model's forward process."""
+    def scheduler(self, sampler: str | Scheduler = "ddpm", eta: float | None = None) -> Scheduler:
+        """A fresh registered scheduler (or the given object, checked) for this model's
+        forward process."""
         hp = self.hp
-        kw: dict[str, Any] = {"clip_sample": hp.clip_sample}
-        if sampler == "ddim":
-            kw["eta"] = hp.eta if eta is None else eta
-        return SCHEDULERS[sampler](hp.timesteps, hp.beta_start, hp.beta_end, **kw)
+        sched = make_scheduler(
+            sampler,
+            hp.timesteps,
+            hp.beta_start,
+            hp.beta_end,
+            hp.clip_sample,
+            hp.beta_schedule,
+            eta=hp.eta if eta is None else eta,
+        )
+        if isinstance(sampler, Scheduler) and hasattr(self, "noise_schedule"):
+            ours = self.noise_schedule.alphas_cumprod
+            if len(sched.alphas_cumprod) != len(ours) or not torch.allclose(
+                sched.alphas_cumprod, ours
+            ):
+                raise ValueError(
+                    "the scheduler's noise schedule differs from the one the model was trained "
+                    f"with ({hp.timesteps} timesteps, {hp.beta_schedule} betas)"
+                )
+        return sched
 
     # -- training ---------------------------------------------------------------------------
     def configure(self, total_steps: int) -> None:
@@ -157,14 +176,16 @@ class DDPM(GenerativeMethod):
 
     # -- sampling ---------------------------------------------------------------------------
     def _check_options(
-        self, steps: int | None, guidance: float | None, sampler: str | None, eta: float | None
-    ) -> tuple[int, float, str, float]:
+        self,
+        steps: int | None,
+        guidance: float | None,
+        sampler: str | Scheduler | None,
+        eta: float | None,
+    ) -> tuple[int, float, Scheduler]:
         hp, T = self.hp, self.hp.timesteps
-        sampler = hp.sampler if sampler is None else sampler
-        if sampler not in SCHEDULERS:
-            raise ValueError(f"sampler must be one of {', '.join(SCHEDULERS)}, got {sampler!r}")
+        sched = self.scheduler(hp.sampler if sampler is None else sampler, eta)
         if steps is None:
-            steps = T if sampler == "ddpm" else hp.sample_steps
+            steps = sched.default_steps(hp.sample_steps)
         if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= T:
             raise ValueError(
                 f"steps must be an integer in 1..{T} (the model's training timesteps), got {steps}"
@@ -172,10 +193,7 @@ class DDPM(GenerativeMethod):
         guidance = hp.guidance if guidance is None else float(guidance)
         if not guidance >= 0:  # also rejects NaN
             raise ValueError(f"guidance weight must be >= 0 (0 = no guidance), got {guidance}")
-        eta = hp.eta if eta is None else float(eta)
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta must be in [0, 1], got {eta}")
-        return int(steps), guidance, sampler, eta
+        return int(steps), guidance, sched
 
     def sample(
         self,
@@ -183,7 +201,7 @@ class DDPM(GenerativeMethod):
         labels: torch.Tensor | None = None,
         steps: int | None = None,
         guidance: float | None = None,
-        sampler: str | None = None,
+        sampler: str | Scheduler | None = None,
         eta: float | None = None,
         return_trajectory_at: Sequence[int] | None = None,
         batch_size: int = 500,
@@ -195,14 +213,16 @@ class DDPM(GenerativeMethod):
             steps: sampler steps in ``1..T`` (default ``hparams.sample_steps`` for DDIM,
                 ``T`` for DDPM; fewer DDPM steps use a respaced schedule).
             guidance: CFG weight ``w >= 0`` (default ``hparams.guidance``).
-            sampler: ``"ddim"`` or ``"ddpm"`` (default ``hparams.sampler``).
+            sampler: a registered name (:data:`genda.schedulers.SCHEDULERS`: ``"ddim"``,
+                ``"ddpm"``; default ``hparams.sampler``) or a scheduler object with this
+                model's noise schedule.
             eta: DDIM noise scale (default ``hparams.eta``).
             return_trajectory_at: diffusion times in ``0..T`` (``T`` = pure noise, ``0`` = the
                 final image) at which to record the samples; each snaps to the nearest time the
                 sampler visits. Then ``(images, [(time, images_at_time), ...])`` is returned.
             batch_size: images per network call (bounds memory for large ``n``).
         """
-        steps, w, sampler, eta = self._check_options(steps, guidance, sampler, eta)
+        steps, w, sched = self._check_options(steps, guidance, sampler, eta)
         labels = self.check_labels(labels, n)
         T = self.hp.timesteps
         want: list[int] = []
@@ -213,7 +233,7 @@ class DDPM(GenerativeMethod):
         outs, trajs = [], []
         for i in range(0, n, batch_size):
             y = None if labels is None else labels[i : i + batch_size]
-            x, traj = self._sample_batch(min(batch_size, n - i), y, steps, w, sampler, eta, want)
+            x, traj = self._sample_batch(min(batch_size, n - i), y, steps, w, sched, want)
             outs.append(x)
             trajs.append(traj)
         images = torch.cat(outs)
@@ -230,13 +250,11 @@ class DDPM(GenerativeMethod):
         labels: torch.Tensor | None,
         steps: int,
         w: float,
-        sampler: str,
-        eta: float,
+        sched: Scheduler,
         want: list[int],
     ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
         net = self.nets["ema"] if "ema" in self.nets else self.nets["unet"]
         dev = self.device
-        sched = self.scheduler(sampler, eta)
         timesteps = sched.set_timesteps(steps).tolist()
         # Visited diffusion times: network input at timestep t is x_{t+1}; the output is x_0.
         visited = [t + 1 for t in timesteps] + [0]

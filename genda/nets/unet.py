@@ -10,7 +10,7 @@ diffusion tutorials, a learned class embedding is added to the time embedding; i
 share every weight.
 
 The network only maps ``(x_t, t, y) -> predicted noise``; schedules and sampling live in
-:mod:`genda.methods.schedulers` (diffusers-style separation), so the same net serves both
+:mod:`genda.schedulers` (diffusers-style separation), so the same net serves both
 DDPM ancestral and DDIM sampling.
 """
 

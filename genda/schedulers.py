@@ -4,7 +4,10 @@ The noise-prediction network knows nothing about schedules; a scheduler owns the
 ``betas``/``alphas_cumprod`` of the forward process, the timesteps a sampler visits and the
 update ``step(noise_pred, t, x) -> x_prev``. Keeping them apart (as Hugging Face diffusers
 does) lets one trained network be sampled by ancestral DDPM or by DDIM with any number of
-steps, and makes the update rules unit-testable without a network.
+steps, and makes the update rules unit-testable without a network. Schedulers are not
+methods: they sit beside the networks, and a new one is a class plus an entry in
+:data:`SCHEDULERS` (its extra options in ``options``); a new variance schedule is a function
+plus an entry in :data:`BETA_SCHEDULES`. Every list of choices is read from these registries.
 
 Timesteps are 0-indexed, ``t in 0..T-1``: ``alphas_cumprod[t] = prod_{s<=t} (1 - beta_s)``,
 so the network input at timestep ``t`` is Ho et al.'s ``x_{t+1}``; the sample after the last
@@ -13,11 +16,14 @@ step (``t = 0``) is the clean image ``x_0``.
 References:
     Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (DDPM).
     Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021 (DDIM).
+    Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic Models", ICML 2021 (cosine).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -36,6 +42,22 @@ def linear_betas(
     return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
 
 
+def cosine_betas(num_train_timesteps: int, *_: float, s: float = 0.008) -> torch.Tensor:
+    """Nichol & Dhariwal's cosine schedule: ``abar(t) = cos^2((t/T + s)/(1 + s) * pi/2)``,
+    betas clipped at 0.999. It destroys information more evenly over ``t`` than the linear
+    one, whose last steps are nearly pure noise (the linear ``beta_start``/``beta_end`` are
+    ignored)."""
+    t = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
+    abar = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+
+
+BETA_SCHEDULES: dict[str, Callable[..., torch.Tensor]] = {
+    "linear": linear_betas,
+    "cosine": cosine_betas,
+}
+
+
 class Scheduler:
     """Forward process ``q(x_t | x_0)`` plus the timesteps a sampler visits.
 
@@ -44,19 +66,26 @@ class Scheduler:
     and ends at ``t = 0`` whatever ``steps`` is, and ``steps = T`` visits every timestep.
     """
 
+    options: ClassVar[tuple[str, ...]] = ()  # extra keyword options this sampler takes
+
     def __init__(
         self,
         num_train_timesteps: int = 500,
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
         clip_sample: bool = True,
+        beta_schedule: str = "linear",
     ) -> None:
         if num_train_timesteps < 2:
             raise ValueError(f"num_train_timesteps must be >= 2, got {num_train_timesteps}")
         if not 0.0 < beta_start < beta_end < 1.0:
             raise ValueError(f"need 0 < beta_start < beta_end < 1, got {beta_start}, {beta_end}")
+        if beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(
+                f"beta schedule must be one of {', '.join(BETA_SCHEDULES)}, got {beta_schedule!r}"
+            )
         self.num_train_timesteps = num_train_timesteps
-        self.betas = linear_betas(num_train_timesteps, beta_start, beta_end)
+        self.betas = BETA_SCHEDULES[beta_schedule](num_train_timesteps, beta_start, beta_end)
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
         # Clipping the predicted x_0 to the data range [-1, 1] (as Ho et al.'s code does)
@@ -71,6 +100,10 @@ class Scheduler:
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
     # -- reverse process --------------------------------------------------------------------
+    def default_steps(self, configured: int) -> int:
+        """Sampling steps when the caller names none: the model's configured number."""
+        return configured
+
     def set_timesteps(self, num_inference_steps: int | None = None) -> torch.Tensor:
         """Choose ``num_inference_steps`` timesteps (``None`` = all ``T``), noisiest first."""
         T = self.num_train_timesteps
@@ -114,6 +147,9 @@ class DDPMScheduler(Scheduler):
     hold with ``beta_t := 1 - abar_t / abar_prev`` (Nichol & Dhariwal 2021's respacing).
     """
 
+    def default_steps(self, configured: int) -> int:
+        return self.num_train_timesteps  # ancestral sampling is defined on every timestep
+
     def step(
         self,
         noise_pred: torch.Tensor,
@@ -145,17 +181,12 @@ class DDIMScheduler(Scheduler):
     and few steps suffice); ``eta = 1`` with all ``T`` steps is DDPM ancestral sampling.
     """
 
-    def __init__(
-        self,
-        num_train_timesteps: int = 500,
-        beta_start: float = 1e-4,
-        beta_end: float = 0.02,
-        clip_sample: bool = True,
-        eta: float = 0.0,
-    ) -> None:
-        super().__init__(num_train_timesteps, beta_start, beta_end, clip_sample)
-        if eta < 0:
-            raise ValueError(f"DDIM eta must be >= 0, got {eta}")
+    options = ("eta",)
+
+    def __init__(self, *args: Any, eta: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not 0 <= eta <= 1:  # also rejects NaN
+            raise ValueError(f"DDIM eta must be in [0, 1], got {eta}")
         self.eta = eta
 
     def step(
@@ -180,4 +211,15 @@ class DDIMScheduler(Scheduler):
         return StepOutput(out, x0)
 
 
-SCHEDULERS: dict[str, type[Scheduler]] = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
+SCHEDULERS: dict[str, type[Scheduler]] = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler}
+
+
+def make_scheduler(sampler: str | Scheduler, *args: Any, **options: Any) -> Scheduler:
+    """``sampler`` itself when it is a scheduler object, else a new registered one built with
+    ``args`` (``Scheduler``'s) and those of ``options`` it takes (e.g. DDIM's ``eta``)."""
+    if isinstance(sampler, Scheduler):
+        return sampler
+    if sampler not in SCHEDULERS:
+        raise ValueError(f"sampler must be one of {', '.join(SCHEDULERS)}, got {sampler!r}")
+    cls = SCHEDULERS[sampler]
+    return cls(*args, **{k: v for k, v in options.items() if k in cls.options})

@@ -1,10 +1,15 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and the one tiny experiment config test files build on
+(``from conftest import tiny_config``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from genda.config import ExperimentConfig
+from genda.engine.loop import resolve_config
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +19,29 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not available ({root} is absent)")
     return root
+
+
+TINY_TRAIN = {
+    "steps": 3,
+    "batch_size": 16,
+    "log_every": 1,
+    "ckpt_every": 0,
+    "progress": False,
+    "threads": 1,
+}
+
+
+def tiny_config(
+    method: str, data: dict | None = None, train: dict | None = None, **hparams: Any
+) -> ExperimentConfig:
+    """The one tiny experiment every test file starts from: a few steps on the embedded
+    digits (``data``/``train`` entries and ``hparams`` override it)."""
+    return resolve_config(
+        {
+            "method": method,
+            "data": {"source": "digits", "limit": 256, **(data or {})},
+            "train": {**TINY_TRAIN, **(train or {})},
+            "hparams": hparams,
+        }
+    )
+

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from genda.config import ConfigError
 from genda.data.prepare import DataInfo, prepare
-from genda.engine.loop import build_method, resolve_config, train
+from genda.engine.loop import build_method, train
 from genda.methods.ddpm import DDPM
 from genda.nets.unet import UNet
 from genda.schedulers import (
@@ -35,23 +36,8 @@ TINY = {"width": 8, "levels": 2, "timesteps": 20, "sample_steps": 5, "ema": 0.9}
 
 
 def tiny_cfg(steps: int = 3, seed: int = 0, **hp):
-    return resolve_config(
-        {
-            "method": "ddpm",
-            "data": {"source": "digits", "limit": 64},
-            "train": {
-                "steps": steps,
-                "batch_size": 16,
-                "progress": False,
-                "log_every": 1,
-                "ckpt_every": 0,
-                "device": "cpu",
-                "seed": seed,
-                "threads": 1,
-            },
-            "hparams": {**TINY, **hp},
-        }
-    )
+    train = {"steps": steps, "device": "cpu", "seed": seed}
+    return tiny_config("ddpm", {"limit": 64}, train, **{**TINY, **hp})
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from genda.config import ConfigError
 from genda.data.domain import DataError, Dataset, Domain
 from genda.data.prepare import DataInfo, ExperimentData, prepare
 from genda.engine.checkpoint import CheckpointError
-from genda.engine.loop import build_method, load_method, resolve_config, train
+from genda.engine.loop import build_method, load_method, train
 from genda.nets import gan as nets
 
 GANS = ["dcgan", "gan", "acgan"]
@@ -40,21 +41,8 @@ HPARAMS: dict[str, dict[str, Any]] = {
 
 
 def config(method: str, steps: int = 3, data: dict | None = None, **hparams: Any):
-    return resolve_config(
-        {
-            "method": method,
-            "data": {"source": "digits", "size": 28, "channels": 1, "limit": 256, **(data or {})},
-            "train": {
-                "steps": steps,
-                "batch_size": 16,
-                "log_every": 1,
-                "ckpt_every": 0,
-                "progress": False,
-                "threads": 1,
-            },
-            "hparams": {**HPARAMS[method], **hparams},
-        }
-    )
+    data = {"size": 28, "channels": 1, **(data or {})}
+    return tiny_config(method, data, {"steps": steps}, **{**HPARAMS[method], **hparams})
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from genda.data.prepare import ExperimentData, prepare
 from genda.data.stream import Stream
@@ -22,15 +23,8 @@ METHODS = ["adda", "dsn", "pixelda", "selftrain", "selftrain-dann"]
 
 
 def config(method: str, **train_kw):
-    train_cfg = {"steps": 3, "batch_size": 16, "progress": False, "log_every": 1, **train_kw}
-    return resolve_config(
-        {
-            "method": method,
-            "data": {"source": "digits", "target": "digits-m", "limit": 128},
-            "train": train_cfg,
-            "hparams": {"augment": "affine"},
-        }
-    )
+    data = {"target": "digits-m", "limit": 128}
+    return tiny_config(method, data, {"ckpt_every": 500, **train_kw}, augment="affine")
 
 
 @pytest.fixture(scope="module")

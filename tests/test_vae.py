@@ -11,30 +11,19 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from genda.config import ConfigError
 from genda.data.domain import Dataset, Domain
 from genda.data.prepare import DataInfo, ExperimentData, prepare
 from genda.engine.checkpoint import CheckpointError
-from genda.engine.loop import build_method, load_method, resolve_config, train
+from genda.engine.loop import build_method, load_method, train
 
 
 def config(steps: int = 3, data: dict | None = None, method: str = "vae", **hparams: Any):
-    return resolve_config(
-        {
-            "method": method,
-            "data": {"source": "digits", "size": 28, "channels": 1, "limit": 256, **(data or {})},
-            "train": {
-                "steps": steps,
-                "batch_size": 16,
-                "log_every": 1,
-                "ckpt_every": 0,
-                "progress": False,
-                "threads": 1,
-            },
-            "hparams": {"width": 16, **({"latent": 8} if method == "vae" else {}), **hparams},
-        }
-    )
+    data = {"size": 28, "channels": 1, **(data or {})}
+    extra = {"latent": 8} if method == "vae" else {}
+    return tiny_config(method, data, {"steps": steps}, **{"width": 16, **extra, **hparams})
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,8 @@ from genda.errors import ConfigError, RunLockedError, WriteError
 LOCK_NAME = ".genda.lock"
 # The columns of a domain-adaptation ``table.csv``: written by the engine, read by the report.
 TABLE_COLUMNS = ("method", "source", "target", "seed", "target_accuracy")
+# Written by genda since the intervals came in; older tables without it still read.
+TABLE_OPTIONAL = ("target_test_images",)
 
 
 def file_mode() -> int:

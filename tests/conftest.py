@@ -44,4 +44,3 @@ def tiny_config(
             "hparams": hparams,
         }
     )
-

@@ -17,15 +17,15 @@ from genda.report import ReportError, build_report, format_table_md, write_table
 # (source, target) -> method -> target accuracy per seed (percent).
 RESULTS = {
     ("MNIST", "USPS"): {
-        "source-only": [74.1, 76.1],
-        "DANN": [91.0, 91.6],
-        "ADDA": [80.0, 82.0],
+        "source-only": [74.1, 76.1, 75.1],
+        "DANN": [91.0, 91.6, 91.3],
+        "ADDA": [80.0, 82.0, 81.0],
         "target-only": [97.5],
     },
     ("USPS", "MNIST"): {
-        "source-only": [60.0, 62.0],
-        "DANN": [70.0, 72.0],
-        "ADDA": [60.1, 60.3],
+        "source-only": [60.0, 62.0, 61.0],
+        "DANN": [70.0, 72.0, 71.0],
+        "ADDA": [60.1, 60.3, 60.2],
         "target-only": [99.0],
     },
 }
@@ -92,6 +92,7 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         "target": target,
                         "seed": seed,
                         "target_accuracy": acc,
+                        "target_test_images": 2007 if target == "USPS" else 10000,
                     }
                 )
                 write_run(
@@ -117,12 +118,20 @@ def test_write_table_csv_and_md(runs_root: Path) -> None:
     table = runs_root / "uda_table"
     with open(table / "table.csv", newline="") as f:
         reader = csv.reader(f)
-        assert next(reader) == ["method", "source", "target", "seed", "target_accuracy"]
+        assert next(reader) == [
+            "method",
+            "source",
+            "target",
+            "seed",
+            "target_accuracy",
+            "target_test_images",
+        ]
         first = next(reader)
-    assert first == ["source-only", "MNIST", "USPS", "0", "74.10"]
+    assert first == ["source-only", "MNIST", "USPS", "0", "74.10", "2007"]
     md = (table / "table.md").read_text()
     assert "| Target accuracy (%) | MNIST → USPS | USPS → MNIST |" in md
-    assert "| Trained on source (lower bound) | 75.1 ± 1.4 (2 seeds) | 61.0 ± 1.4 (2 seeds) |" in md
+    row = "| Trained on source (lower bound) | 75.1 [72.6, 77.6] (3 seeds) | 61.0 [58.5, 63.5] (3 seeds) |"
+    assert row in md and "± 0.0" not in md
     assert not list(table.glob(".*.tmp"))
 
 
@@ -139,28 +148,57 @@ def test_format_table_md_row_order() -> None:
         "| Adaptation (DANN)",
         "| Trained on target (upper bound)",
     ]
-    assert lines[3] == "| Adaptation (MCD) | 80.0 ± 0.0 (1 seed) |"
+    assert lines[3] == "| Adaptation (MCD) | 80.0 (1 seed) |"  # no test-set size: no interval
+
+
+def test_intervals_wilson_t_and_within_noise() -> None:
+    """One seed: the Wilson interval over the test images; several: the t-interval over
+    seeds; a difference inside both intervals is called "within noise", never "raised"."""
+    from scipy.stats import t
+
+    from genda.report.tables import Cell, observations, summarise
+
+    one = Cell.of([52.1], images=360)  # 188 of 360 right
+    p, n, z = 188 / 360, 360, 1.959964
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n),
+    )
+    assert one.interval == pytest.approx((100 * (centre - half), 100 * (centre + half)), abs=1e-4)
+    lo, hi = one.interval
+    assert str(one) == f"52.1 [{lo:.1f}, {hi:.1f}] (1 seed)"
+    seeds = Cell.of([50.0, 52.0, 54.0])
+    half = t.ppf(0.975, 2) * 2.0 / 3**0.5
+    assert seeds.interval == pytest.approx((52.0 - half, 52.0 + half))
+    tie = [
+        {"method": m, "source": "A", "target": "B", "seed": 0, "target_accuracy": a}
+        | {"target_test_images": 360}
+        for m, a in (("source-only", 52.1), ("dann", 54.6), ("target-only", 97.0))
+    ]
+    found = " ".join(observations(summarise(tie)))
+    assert "DANN on A→B is within noise of source-only training: 54.6% [" in found
+    assert "raised" not in found and "No adaptation method beat source-only" in found
+    clear = [dict(r, target_test_images=100000) for r in tie]  # same numbers, 100k images
+    assert "DANN raised A→B target accuracy" in " ".join(observations(summarise(clear)))
 
 
 def test_report_md_tables_and_observations(report: tuple[Path, Path]) -> None:
     md = report[0].read_text()
     assert "| Target accuracy (%) | MNIST → USPS | USPS → MNIST |" in md
-    assert "| Trained on source (lower bound) | 75.1 ± 1.4 (2 seeds) | 61.0 ± 1.4 (2 seeds) |" in md
-    assert "| Adaptation (DANN) | 91.3 ± 0.4 (2 seeds) | 71.0 ± 1.4 (2 seeds) |" in md
-    assert "| Adaptation (ADDA) | 81.0 ± 1.4 (2 seeds) | 60.2 ± 0.1 (2 seeds) |" in md
-    assert "| Trained on target (upper bound) | 97.5 ± 0.0 (1 seed) | 99.0 ± 0.0 (1 seed) |" in md
+    assert "| Adaptation (DANN) | 91.3 [90.6, 92.0] (3 seeds) | 71.0 [68.5, 73.5] (3 seeds) |" in md
+    assert "| Trained on target (upper bound) | 97.5 [96.7, 98.1] (1 seed) |" in md
     # gap closed = (91.3 - 75.1) / (97.5 - 75.1) = 72.3 %; ADDA: 5.9 / 22.4 = 26.3 %
     assert (
-        "DANN raised MNIST→USPS target accuracy from 75.1% to 91.3%, closing 72% of the gap "
-        "to the target-trained bound (97.5%)."
+        "DANN raised MNIST→USPS target accuracy: 91.3% [90.6, 92.0] vs 75.1% [72.6, 77.6] "
+        "source-only, closing 72% of the gap to the target-trained bound (97.5% [96.7, 98.1])."
     ) in md
-    assert "ADDA raised MNIST→USPS target accuracy from 75.1% to 81.0%, closing 26% of" in md
+    assert "ADDA raised MNIST→USPS target accuracy: 81.0% [78.5, 83.5] vs 75.1%" in md
     assert (
-        "ADDA did not improve USPS→MNIST target accuracy over source-only training: "
-        "60.2% vs 61.0%. The difference is within the seed-to-seed spread"
+        "ADDA on USPS→MNIST is within noise of source-only training: "
+        "60.2% [60.0, 60.4] vs 61.0% [58.5, 63.5] source-only."
     ) in md
-    assert "Best adaptation method on MNIST→USPS: DANN (91.3%)." in md
-    assert "Best adaptation method on USPS→MNIST: DANN (71.0%)." in md
+    assert "Best adaptation method on MNIST→USPS: DANN (91.3% [90.6, 92.0])." in md
+    assert "Best adaptation method on USPS→MNIST: DANN (71.0% [68.5, 73.5])." in md
     # per-class table: rows are classes, columns methods, mean over seeds of acc-1, acc, acc+1
     assert "## Domain adaptation: uda_table" in md
     assert "### Per-class target accuracy (%): MNIST → USPS" in md
@@ -198,7 +236,7 @@ def test_report_html_self_contained(report: tuple[Path, Path]) -> None:
     assert "<table>" in page and '<img src="data:image/png;base64,' in page
     assert "<details><summary>Architecture</summary>" in page
     assert 'src="figures/' not in page
-    assert "<td>Adaptation (DANN)</td><td>91.3 ± 0.4 (2 seeds)</td>" in page
+    assert "<td>Adaptation (DANN)</td><td>91.3 [90.6, 92.0] (3 seeds)</td>" in page
 
 
 def test_report_is_deterministic(
@@ -262,7 +300,7 @@ def test_report_renders_in_headless_chromium(report: tuple[Path, Path], tmp_path
         "Adaptation (ADDA)",
         "Trained on target (upper bound)",
     ]
-    assert "91.3 ± 0.4 (2 seeds)" in main[2]
+    assert "91.3 [90.6, 92.0] (3 seeds)" in main[2]
     assert any("zero\t74.1\t90.3\t80.0\t96.5" in row for t in tables for row in t)
     assert len(images) >= 3
     assert all(complete and width > 0 for complete, width in images)

@@ -47,7 +47,15 @@ def test_uda_table_cli(tmp_path, capsys):
     rc = main(argv)
     assert rc == 0
     rows = list(csv.DictReader((out / "table.csv").open()))
-    assert list(rows[0]) == ["method", "source", "target", "seed", "target_accuracy"]
+    assert list(rows[0]) == [
+        "method",
+        "source",
+        "target",
+        "seed",
+        "target_accuracy",
+        "target_test_images",
+    ]
+    assert all(int(r["target_test_images"]) > 0 for r in rows)
     assert [r["method"] for r in rows] == ["source-only", "dann", "target-only"]
     assert all(0 <= float(r["target_accuracy"]) <= 100 for r in rows)
     md = (out / "table.md").read_text()

@@ -21,7 +21,7 @@ from genda.config import ExperimentConfig, merge
 from genda.data.prepare import ExperimentData, prepare
 from genda.engine.loop import resolve_config, train_or_reuse
 from genda.errors import GendaError
-from genda.io import TABLE_COLUMNS, write_csv
+from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL, write_csv
 
 
 def slug(text: str) -> str:
@@ -55,6 +55,7 @@ class Cell:
             "target": spec_name(self.pair[1]),
             "seed": self.seed,
             "target_accuracy": metrics["target_accuracy"],
+            "target_test_images": sum(map(sum, metrics.get("confusion") or [])),
         }
 
 
@@ -244,16 +245,24 @@ def _log_cell(log, cell: Cell, result: dict[str, Any] | str) -> None:
 
 
 def write_table_csv(rows: list[dict[str, Any]], out: Path) -> Path:
-    """``out/table.csv``: one row per run, accuracy in percent with 2 decimals."""
+    """``out/table.csv``: one row per run, accuracy in percent with 2 decimals, and the
+    number of target test images it was measured on (for its binomial interval)."""
     for row in rows:
         missing = [c for c in TABLE_COLUMNS if c not in row]
         if missing:
             raise ValueError(f"table row {row} lacks column(s) {', '.join(missing)}")
     return write_csv(
         Path(out) / "table.csv",
-        TABLE_COLUMNS,
+        TABLE_COLUMNS + TABLE_OPTIONAL,
         [
-            (r["method"], r["source"], r["target"], int(r["seed"]), f"{r['target_accuracy']:.2f}")
+            (
+                r["method"],
+                r["source"],
+                r["target"],
+                int(r["seed"]),
+                f"{r['target_accuracy']:.2f}",
+                r.get("target_test_images") or "",
+            )
             for r in rows
         ],
     )

@@ -2,7 +2,10 @@
 
 Layout follows the usual UDA papers: the source-only model is the lower bound, each
 adaptation method gets its own row, the target-trained model is the upper bound, and
-each ``source → target`` pair is a column of ``mean ± std (n seeds)`` target accuracies.
+each ``source → target`` pair is a column of target accuracies with a 95% interval: for
+one seed the Wilson interval of a proportion over the target test images (the noise of the
+test set), for several seeds the t-interval of the mean over seeds (the noise of training).
+Observations call a difference real only when the two intervals do not overlap.
 """
 
 from __future__ import annotations
@@ -23,22 +26,65 @@ UPPER_BOUND = "target-only"
 Pair = tuple[str, str]
 
 
+CONFIDENCE = 0.95
+
+
+def wilson(accuracy: float, images: int) -> tuple[float, float]:
+    """95% Wilson score interval (percent) of an accuracy measured on ``images`` images."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(round(accuracy / 100 * images), images).proportion_ci(CONFIDENCE, "wilson")
+    return 100 * ci.low, 100 * ci.high
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """95% Student-t interval of the mean of ``values`` (two or more)."""
+    from scipy.stats import t
+
+    mean, n = statistics.fmean(values), len(values)
+    half = t.ppf(0.5 + CONFIDENCE / 2, n - 1) * statistics.stdev(values) / n**0.5
+    return mean - half, mean + half
+
+
 @dataclass(frozen=True)
 class Cell:
-    """Target accuracy of one method on one pair, over seeds (percent)."""
+    """Target accuracy of one method on one pair over seeds (percent), with its 95% interval
+    (``None`` for one seed of an old table that does not say its test-set size)."""
 
     mean: float
     std: float
     n: int
+    interval: tuple[float, float] | None = None
 
     @classmethod
-    def of(cls, values: list[float]) -> Cell:
-        """Sample standard deviation (0 for a single seed, where it is undefined)."""
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return cls(statistics.fmean(values), std, len(values))
+    def of(cls, values: list[float], images: int = 0) -> Cell:
+        """Several seeds: t-interval over seeds; one: Wilson interval over ``images``."""
+        if len(values) > 1:
+            return cls(
+                statistics.fmean(values), statistics.stdev(values), len(values), t_interval(values)
+            )
+        interval = wilson(values[0], images) if images > 0 else None
+        return cls(values[0], 0.0, 1, interval)
+
+    def overlaps(self, other: Cell) -> bool:
+        """True when either interval is unknown or the two overlap: then the difference
+        between the two is within noise."""
+        if self.interval is None or other.interval is None:
+            return True
+        return self.interval[0] <= other.interval[1] and other.interval[0] <= self.interval[1]
 
     def __str__(self) -> str:
-        return f"{self.mean:.1f} ± {self.std:.1f} ({self.n} seed{'' if self.n == 1 else 's'})"
+        seeds = f"{self.n} seed{'' if self.n == 1 else 's'}"
+        if self.interval is None:
+            return f"{self.mean:.1f} ({seeds})"
+        lo, hi = self.interval
+        return f"{self.mean:.1f} [{lo:.1f}, {hi:.1f}] ({seeds})"
+
+    def brief(self) -> str:
+        """``52.1% [49.5, 54.7]`` for sentences."""
+        if self.interval is None:
+            return f"{self.mean:.1f}%"
+        return f"{self.mean:.1f}% [{self.interval[0]:.1f}, {self.interval[1]:.1f}]"
 
 
 @dataclass(frozen=True)
@@ -105,16 +151,18 @@ def order_methods(methods: Iterable[str]) -> list[str]:
 def summarise(rows: Iterable[Mapping[str, object]]) -> TableSummary:
     """Group ``table.csv`` rows (strings or numbers) into per-method, per-pair cells."""
     values: dict[tuple[str, Pair], list[float]] = {}
+    images: dict[tuple[str, Pair], int] = {}
     for row in rows:
         missing = [c for c in TABLE_COLUMNS if c not in row]
         if missing:
             raise ValueError(f"table row {dict(row)} lacks column(s) {', '.join(missing)}")
-        pair = (str(row["source"]), str(row["target"]))
-        values.setdefault((str(row["method"]), pair), []).append(float(row["target_accuracy"]))
+        key = (str(row["method"]), (str(row["source"]), str(row["target"])))
+        values.setdefault(key, []).append(float(row["target_accuracy"]))
+        images[key] = int(row.get("target_test_images") or 0)
     return TableSummary(
         pairs=_ordered(p for _, p in values),
         methods=order_methods(m for m, _ in values),
-        cells={k: Cell.of(v) for k, v in values.items()},
+        cells={k: Cell.of(v, images[k]) for k, v in values.items()},
     )
 
 
@@ -137,32 +185,27 @@ def format_table_md(rows: Iterable[Mapping[str, object]]) -> str:
 
 
 def _observe(summary: TableSummary, method: str, pair: Pair) -> str | None:
-    """One sentence comparing a method to the source-only (and target-only) bound on a pair."""
+    """One sentence comparing a method to the source-only (and target-only) bound on a pair:
+    "raised"/"lowered" only when the 95% intervals do not overlap, else "within noise"."""
     cell, lower = summary.cells.get((method, pair)), summary.cells.get((LOWER_BOUND, pair))
     if cell is None or lower is None:
         return None
     upper = summary.cells.get((UPPER_BOUND, pair))
-    name = pair_label(pair, "→")
-    if cell.mean <= lower.mean:
-        text = (
-            f"{display_name(method)} did not improve {name} target accuracy over source-only training: "
-            f"{cell.mean:.1f}% vs {lower.mean:.1f}%."
+    name, who = pair_label(pair, "→"), display_name(method)
+    numbers = f"{cell.brief()} vs {lower.brief()} source-only"
+    if cell.overlaps(lower):
+        return f"{who} on {name} is within noise of source-only training: {numbers}."
+    if cell.mean < lower.mean:
+        return f"{who} lowered {name} target accuracy below source-only training: {numbers}."
+    text = f"{who} raised {name} target accuracy: {numbers}"
+    if upper is not None and not cell.overlaps(upper) and cell.mean < upper.mean:
+        gap = 100 * (cell.mean - lower.mean) / (upper.mean - lower.mean)
+        return (
+            text + f", closing {gap:.0f}% of the gap to the target-trained bound ({upper.brief()})."
         )
-    else:
-        text = f"{display_name(method)} raised {name} target accuracy from {lower.mean:.1f}% to {cell.mean:.1f}%"
-        if upper is not None and cell.mean >= upper.mean:
-            text += f", reaching the target-trained bound ({upper.mean:.1f}%)."
-        elif upper is not None:
-            gap = 100 * (cell.mean - lower.mean) / (upper.mean - lower.mean)
-            text += (
-                f", closing {gap:.0f}% of the gap to the target-trained bound ({upper.mean:.1f}%)."
-            )
-        else:
-            text += "."
-    spread = max(cell.std, lower.std)
-    if min(cell.n, lower.n) > 1 and abs(cell.mean - lower.mean) < spread:
-        text += f" The difference is within the seed-to-seed spread (std up to {spread:.1f})."
-    return text
+    if upper is not None:
+        return text + f", within noise of the target-trained bound ({upper.brief()})."
+    return text + "."
 
 
 def observations(summary: TableSummary) -> list[str]:
@@ -179,22 +222,34 @@ def observations(summary: TableSummary) -> list[str]:
             continue
         best_acc, best = max(ran, key=lambda t: t[0])  # first listed wins ties: max is stable
         lower = summary.cells.get((LOWER_BOUND, pair))
-        if lower is not None and best_acc <= lower.mean:
+        if lower is not None and all(
+            summary.cells[m, pair].mean <= lower.mean or summary.cells[m, pair].overlaps(lower)
+            for _, m in ran
+        ):
             found.append(
                 f"No adaptation method beat source-only training on "
-                f"{pair_label(pair, '→')} ({lower.mean:.1f}%)."
+                f"{pair_label(pair, '→')} ({lower.brief()}) by more than the noise."
             )
         elif len(ran) > 1:
-            found.append(
-                f"Best adaptation method on {pair_label(pair, '→')}: {best} ({best_acc:.1f}%)."
-            )
+            best_cell = summary.cells[best, pair]
+            tied = [
+                display_name(m)
+                for _, m in ran
+                if m != best and summary.cells[m, pair].overlaps(best_cell)
+            ]
+            text = f"Best adaptation method on {pair_label(pair, '→')}: {display_name(best)} ({best_cell.brief()})"
+            found.append(text + (f"; within noise of {', '.join(tied)}." if tied else "."))
     return found
 
 
 def table_blocks(summary: TableSummary, level: int = 2) -> list[Block]:
     """Main table + observations, shared by ``table.md`` and the report."""
     blocks: list[Block] = [
-        Paragraph("Target-domain test accuracy in percent, mean ± sample std over seeds."),
+        Paragraph(
+            "Target-domain test accuracy in percent with its 95% interval: one seed, the Wilson "
+            "interval over the target test images; several seeds, the mean and t-interval over "
+            "seeds."
+        ),
         accuracy_table(summary),
     ]
     found = observations(summary)

@@ -135,6 +135,26 @@ class Scheduler:
         x: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> StepOutput:
+        """One reverse step from timestep ``t`` to the next one visited."""
+        t = int(t)
+        prev = self.previous_timestep(t)
+        x0 = self._pred_x0(noise_pred, t, x)
+        noise = lambda: torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)  # noqa: E731
+        out = self.update(x, noise_pred, x0, self._abar(t), self._abar(prev), prev < 0, noise)
+        return StepOutput(out, x0)
+
+    def update(
+        self,
+        x: torch.Tensor,
+        noise_pred: torch.Tensor,
+        x0: torch.Tensor,
+        abar: float,
+        abar_prev: float,
+        last: bool,
+        noise: Callable[[], torch.Tensor],
+    ) -> torch.Tensor:
+        """The sampler's rule for ``x_prev`` (``last``: the step to the clean image;
+        ``noise()`` draws fresh Gaussian noise shaped like ``x``)."""
         raise NotImplementedError
 
 
@@ -150,26 +170,15 @@ class DDPMScheduler(Scheduler):
     def default_steps(self, configured: int) -> int:
         return self.num_train_timesteps  # ancestral sampling is defined on every timestep
 
-    def step(
-        self,
-        noise_pred: torch.Tensor,
-        t: int,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> StepOutput:
-        t = int(t)
-        prev = self.previous_timestep(t)
-        abar, abar_prev = self._abar(t), self._abar(prev)
+    def update(self, x, noise_pred, x0, abar, abar_prev, last, noise) -> torch.Tensor:
         beta = 1 - abar / abar_prev
-        x0 = self._pred_x0(noise_pred, t, x)
         mean = (abar_prev**0.5 * beta / (1 - abar)) * x0 + (
             (1 - beta) ** 0.5 * (1 - abar_prev) / (1 - abar)
         ) * x
-        if prev < 0:
-            return StepOutput(mean, x0)
+        if last:
+            return mean
         var = (1 - abar_prev) / (1 - abar) * beta
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return StepOutput(mean + var**0.5 * z, x0)
+        return mean + var**0.5 * noise()
 
 
 class DDIMScheduler(Scheduler):
@@ -189,26 +198,12 @@ class DDIMScheduler(Scheduler):
             raise ValueError(f"DDIM eta must be in [0, 1], got {eta}")
         self.eta = eta
 
-    def step(
-        self,
-        noise_pred: torch.Tensor,
-        t: int,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> StepOutput:
-        t = int(t)
-        prev = self.previous_timestep(t)
-        abar, abar_prev = self._abar(t), self._abar(prev)
-        x0 = self._pred_x0(noise_pred, t, x)
+    def update(self, x, noise_pred, x0, abar, abar_prev, last, noise) -> torch.Tensor:
         # Re-derive eps from the (possibly clipped) x0 so x0 and eps stay consistent.
         eps = (x - abar**0.5 * x0) / (1 - abar) ** 0.5 if self.clip_sample else noise_pred
         sigma = self.eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)) ** 0.5
         out = abar_prev**0.5 * x0 + max(1 - abar_prev - sigma**2, 0.0) ** 0.5 * eps
-        if sigma > 0 and prev >= 0:
-            out = out + sigma * torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype
-            )
-        return StepOutput(out, x0)
+        return out + sigma * noise() if sigma > 0 and not last else out
 
 
 SCHEDULERS: dict[str, type[Scheduler]] = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler}

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from genda.engine.table import write_table_csv
+from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL
 from genda.report import ReportError, build_report, format_table_md, write_table_md
 
 # (source, target) -> method -> target accuracy per seed (percent).
@@ -118,14 +119,7 @@ def test_write_table_csv_and_md(runs_root: Path) -> None:
     table = runs_root / "uda_table"
     with open(table / "table.csv", newline="") as f:
         reader = csv.reader(f)
-        assert next(reader) == [
-            "method",
-            "source",
-            "target",
-            "seed",
-            "target_accuracy",
-            "target_test_images",
-        ]
+        assert next(reader) == [*TABLE_COLUMNS, *TABLE_OPTIONAL]
         first = next(reader)
     assert first == ["source-only", "MNIST", "USPS", "0", "74.10", "2007"]
     md = (table / "table.md").read_text()

@@ -12,6 +12,7 @@ import yaml
 from genda.cli import main
 from genda.config import ConfigError
 from genda.engine.loop import resolve_config, train
+from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL
 from genda.nets.adversarial import dann_lambda, dann_lr, grad_reverse
 
 TINY = [
@@ -47,14 +48,7 @@ def test_uda_table_cli(tmp_path, capsys):
     rc = main(argv)
     assert rc == 0
     rows = list(csv.DictReader((out / "table.csv").open()))
-    assert list(rows[0]) == [
-        "method",
-        "source",
-        "target",
-        "seed",
-        "target_accuracy",
-        "target_test_images",
-    ]
+    assert list(rows[0]) == [*TABLE_COLUMNS, *TABLE_OPTIONAL]
     assert all(int(r["target_test_images"]) > 0 for r in rows)
     assert [r["method"] for r in rows] == ["source-only", "dann", "target-only"]
     assert all(0 <= float(r["target_accuracy"]) <= 100 for r in rows)

@@ -136,13 +136,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     metrics = api.evaluate(
         args.run,
         n=args.n,
-        inception_weights=args.inception_weights,
         seed=args.seed,
-        device=args.device,
-        evaluator_steps=args.evaluator_steps,
-        verbose=True,
         real=args.real,
-        kid_subset=args.kid_subset,
+        **_scoring_options(args),
         **_sample_options(args),
     )
     _print_metrics(metrics)
@@ -162,16 +158,18 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 def cmd_fid(args: argparse.Namespace) -> None:
     from genda import api
 
-    scores = api.fid(
-        args.dir_a,
-        args.dir_b,
-        inception_weights=args.inception_weights,
-        device=args.device,
-        evaluator_steps=args.evaluator_steps,
-        kid_subset=args.kid_subset,
-        verbose=True,
-    )
-    _print_metrics(scores)
+    _print_metrics(api.fid(args.dir_a, args.dir_b, **_scoring_options(args)))
+
+
+def _scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``genda eval`` and ``genda fid`` pass alike (see :func:`_scoring_args`)."""
+    return {
+        "inception_weights": args.inception_weights,
+        "device": args.device,
+        "evaluator_steps": args.evaluator_steps,
+        "kid_subset": args.kid_subset,
+        "verbose": True,
+    }
 
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:

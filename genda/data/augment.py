@@ -10,13 +10,18 @@ import torch.nn.functional as F
 KINDS = ("none", "shift", "affine")
 
 
-def augment(x: torch.Tensor, kind: str, scale: float = 1.1) -> torch.Tensor:
+PADS = ("zeros", "reflection", "border")
+
+
+def augment(x: torch.Tensor, kind: str, scale: float = 1.1, pad: str = "zeros") -> torch.Tensor:
     """Random geometric jitter for a float batch ``[N, C, H, W]`` in [-1, 1].
 
     ``shift``: translations up to 1/10 of the side; ``affine``: plus rotation (±15°) and a
-    zoom log-uniform in ``[1/scale, scale]``. Uses the global torch RNG so checkpoints
+    zoom uniform in ``[2 - scale, scale]`` (0.9-1.1 by default). Uses the global torch RNG so checkpoints
     capture it.
-    Borders are filled with -1 (black), matching digit backgrounds.
+    ``pad`` fills what moves into the frame: ``zeros`` with -1 (black, the background of
+    MNIST and USPS digits), ``reflection``/``border`` with the image itself (no black frame
+    on photos or MNIST-M's textured backgrounds).
     """
     if kind == "none":
         return x
@@ -28,13 +33,12 @@ def augment(x: torch.Tensor, kind: str, scale: float = 1.1) -> torch.Tensor:
     theta = torch.zeros(n, 2, 3, device=dev)
     if kind == "affine":
         ang = (torch.rand(n, device=dev) * 2 - 1) * math.radians(15)
-        s = scale ** (torch.rand(n, device=dev) * 2 - 1)  # theta maps output to input
+        zoom = (2 - scale) + 2 * (scale - 1) * torch.rand(n, device=dev)
+        s = 1 / zoom  # theta maps output to input coordinates
         theta[:, 0, 0], theta[:, 0, 1] = s * torch.cos(ang), -s * torch.sin(ang)
         theta[:, 1, 0], theta[:, 1, 1] = s * torch.sin(ang), s * torch.cos(ang)
     else:
         theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, :, 2] = t
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return (
-        F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
-    )
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode=pad, align_corners=False) - 1

@@ -102,8 +102,12 @@ class ADDA(SourceOnly):
         source_model = self.nets["encoder"]
         source_model.eval()  # frozen: no dropout, and BatchNorm keeps the source statistics
         with torch.no_grad():
-            fs = source_model(augment(self.prepare(xs), self.hp.augment, self.hp.scale))
-        ft = self.nets["target_encoder"](augment(self.prepare(xt), self.hp.augment, self.hp.scale))
+            fs = source_model(
+                augment(self.prepare(xs), self.hp.augment, self.hp.scale, self.hp.pad)
+            )
+        ft = self.nets["target_encoder"](
+            augment(self.prepare(xt), self.hp.augment, self.hp.scale, self.hp.pad)
+        )
         disc, n = self.nets["discriminator"], len(xs)
 
         # Discriminator: source features are "real" (1), target features "fake" (0). Both

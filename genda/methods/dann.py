@@ -80,10 +80,12 @@ class DANN(SourceOnly):
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         enc = self.nets["encoder"]
         if self.hp.bn == "domain":
-            fs = enc(augment(self.prepare(xs), self.hp.augment, self.hp.scale))
-            ft = enc(augment(self.prepare(xt), self.hp.augment, self.hp.scale))
+            fs = enc(augment(self.prepare(xs), self.hp.augment, self.hp.scale, self.hp.pad))
+            ft = enc(augment(self.prepare(xt), self.hp.augment, self.hp.scale, self.hp.pad))
         else:
-            x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale)
+            x = augment(
+                self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale, self.hp.pad
+            )
             f = enc(x)  # one forward for both domains (one DDP call per net)
             fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)

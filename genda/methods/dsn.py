@@ -69,7 +69,7 @@ class DSN(DANN):
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         n = len(xs)
-        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale)
+        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale, self.hp.pad)
         shared = self.nets["encoder"](x)
         private = torch.cat(
             [self.nets["private_source"](x[:n]), self.nets["private_target"](x[n:])]

@@ -82,7 +82,7 @@ class PixelDA(SourceOnly):
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         n = len(xs)
         # Augment both domains alike, or D could tell them apart by the augmentation alone.
-        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale)
+        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale, self.hp.pad)
         xs, xt = x[:n], x[n:]
         fake = self.adapt(xs)
         disc = self.nets["pixel_discriminator"]

@@ -118,7 +118,11 @@ class SelfTrain(SourceOnly):
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         xs, xt = self.prepare(xs), self.prepare(xt)
         with torch.no_grad():  # teacher in train mode: its BatchNorm tracks target statistics
-            probs = self.classify(augment(xt, self.hp.augment, self.hp.scale)).float().softmax(1)
+            probs = (
+                self.classify(augment(xt, self.hp.augment, self.hp.scale, self.hp.pad))
+                .float()
+                .softmax(1)
+            )
         conf, pseudo = probs.max(1)
         mask = (conf >= self.hp.threshold).float()
 

@@ -135,6 +135,15 @@ def evaluate(run: str | Path, n: int = 1000, **kwargs: Any) -> dict[str, Any]:
     return evaluate_run(run, n=n, **kwargs)
 
 
+def guidance_sweep(run: str | Path, **kwargs: Any) -> list[dict[str, Any]]:
+    """Classifier accuracy, FID, precision and recall of a guided model per guidance weight
+    (``guidance.csv``, ``figures/guidance.png``); ``kwargs`` as
+    :func:`genda.engine.generate.guidance_sweep`."""
+    from genda.engine.generate import guidance_sweep as sweep
+
+    return sweep(run, **kwargs)
+
+
 def fid(dir_a: str | Path, dir_b: str | Path, **kwargs: Any) -> dict[str, Any]:
     """FID/KID/precision/recall of image folder ``dir_b`` against ``dir_a``; ``kwargs`` as
     :func:`genda.engine.generate.folder_scores`."""

@@ -133,6 +133,25 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from genda import api
 
+    if args.guidance_sweep:
+        weights = [float(w) for w in args.guidance_sweep.split(",")]
+        options = _sample_options(args)
+        options.pop("guidance")
+        rows = api.guidance_sweep(
+            args.run,
+            weights=weights,
+            n=args.n,
+            seed=args.seed,
+            device=args.device,
+            evaluator_steps=args.evaluator_steps,
+            verbose=True,
+            **options,
+        )
+        print(
+            f"wrote {Path(args.run) / 'guidance.csv'} ({len(rows)} weights) and figures/guidance.png"
+        )
+        return
+
     metrics = api.evaluate(
         args.run,
         n=args.n,
@@ -336,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=1000, help="generated images to score")
     ev.add_argument(
         "--real", metavar="SPEC", help="score against this real data set instead of data.source"
+    )
+    ev.add_argument(
+        "--guidance-sweep",
+        metavar="W,W,...",
+        help="instead: accuracy, FID, precision and recall at each guidance weight (e.g. 0,0.5,1,2,4)",
     )
     _scoring_args(ev)
     _sampling_args(ev)

@@ -350,3 +350,18 @@ def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
     assert after["fid_reference"] == "digits (train split)"
     assert main(["eval", str(tiny_run), "--n", "4", "--inception-weights", "/nonexistent.pt"]) == 2
     assert "never downloads" in capsys.readouterr().err
+
+
+def test_cli_guidance_sweep_writes_table_figure_and_metrics(tiny_run: Path, capsys) -> None:
+    args = ["eval", str(tiny_run), "--guidance-sweep", "0,2", "--n", "20", "--steps", "2"]
+    assert main([*args, "--evaluator-steps", str(EVAL_STEPS), "--device", "cpu"]) == 0
+    assert "guidance.csv (2 weights)" in capsys.readouterr().out
+    rows = (tiny_run / "guidance.csv").read_text().splitlines()
+    assert rows[0] == "guidance,classifier_accuracy,fid,precision,recall" and len(rows) == 3
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert [r["guidance"] for r in metrics["guidance_sweep"]] == [0.0, 2.0]
+    assert all(0 <= r["recall"] <= 1 and r["fid"] >= 0 for r in metrics["guidance_sweep"])
+    assert (
+        tiny_run / metrics["figures"]["Guidance sweep: accuracy, precision and recall vs w"]
+    ).is_file()
+    assert "Samples" in " ".join(metrics["figures"])  # the run's own figures are kept

@@ -30,7 +30,7 @@ from PIL import Image
 from genda.config import ConfigError
 from genda.data.formats import GRID_NAME
 from genda.errors import DataError
-from genda.io import locked, read_json, write_bytes
+from genda.io import locked, read_json, write_bytes, write_json
 from genda.viz.images import to_uint8
 
 
@@ -230,7 +230,6 @@ def evaluate_run(
     from genda.data.prepare import prepare
     from genda.engine.loop import load_method
     from genda.engine.runtime import resolve_device
-    from genda.io import write_json
     from genda.metrics import generative as gm
     from genda.metrics.evaluator import get_evaluator
 
@@ -314,12 +313,110 @@ def evaluate_run(
         out["face_detection_rate_real"] = face_detection_rate(real_test[: max(n, 1000)])
         out["face_detection_params"] = DEFAULT_PARAMS.as_dict()
 
+    _merge_metrics(run_dir, out)
+    return out
+
+
+def _merge_metrics(run_dir: Path, scores: dict[str, Any]) -> None:
+    """Add ``scores`` to the run's ``metrics.json`` (``figures`` merged, not replaced)."""
     path = run_dir / "metrics.json"
     with locked(run_dir):  # a training or another eval of this run must not interleave
         merged: dict[str, Any] = read_json(path) if path.is_file() else {}
-        merged.update(out)
+        figures = {**merged.get("figures", {}), **scores.get("figures", {})}
+        merged.update(scores)
+        if figures:
+            merged["figures"] = figures
         write_json(path, merged)
-    return out
+
+
+GUIDANCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def guidance_sweep(
+    run_dir: str | Path,
+    weights: tuple[float, ...] | list[float] = GUIDANCE_WEIGHTS,
+    n: int = 500,
+    seed: int = 0,
+    device: str = "cpu",
+    evaluator_steps: int = 1000,
+    cache_root: str | Path | None = None,
+    verbose: bool = False,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Fidelity against diversity over the classifier-free guidance weight ``w``.
+
+    For each ``w``: ``n`` class-balanced samples from the same seed, their classifier
+    accuracy (are they the requested digits?) and, on the evaluation classifier's features
+    against as many real training images, FID, precision and recall (recall falls when a
+    larger ``w`` makes every digit of a class look alike). Writes ``guidance.csv`` and
+    ``figures/guidance.png`` and merges ``guidance_sweep`` into ``metrics.json``.
+    """
+    from genda.data.prepare import prepare
+    from genda.engine.loop import load_method
+    from genda.engine.runtime import resolve_device
+    from genda.io import write_csv
+    from genda.metrics import generative as gm
+    from genda.metrics.evaluator import get_evaluator
+    from genda.viz import plot_xy
+
+    run_dir = Path(run_dir)
+    cfg, method = load_method(run_dir, resolve_device(device))
+    if "guidance" not in sample_options(method) or method.conditioning == "none":
+        raise ConfigError(f"{run_dir}: a {method.name!r} run has no classifier-free guidance")
+    if n < 4:
+        raise ConfigError(f"--n must be >= 4 for precision/recall, got {n}")
+    dc = cfg.data
+    evaluator = get_evaluator(
+        dc.source,
+        dc.attribute,
+        dc.size,
+        dc.channels,
+        steps=evaluator_steps,
+        device=method.device,
+        cache_root=cache_root,
+        verbose=verbose,
+    )
+    if evaluator.mode == "attributes":
+        raise ConfigError(f"{run_dir}: guidance sweep needs a class or single-attribute evaluator")
+    feature = gm.make_extractors(None, evaluator).fid
+    real = prepare(replace(dc, limit=0), cfg.train.seed).source.train.images
+    pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]
+    f_real = gm.embed(real[pick], feature)
+    labels = request_labels(method, n)
+    rows = []
+    for w in weights:
+        fake = generate(method, n, labels, seed, **{**options, "guidance": float(w)})
+        f_fake = gm.embed(fake, feature)
+        pr = gm.precision_recall(f_real, f_fake)
+        rows.append(
+            {
+                "guidance": float(w),
+                "classifier_accuracy": gm.classifier_accuracy(fake, labels, evaluator),
+                "fid": round(gm.fid_features(f_real, f_fake), 4),
+                "precision": pr["precision"],
+                "recall": pr["recall"],
+            }
+        )
+        if verbose:
+            print(", ".join(f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+    write_csv(run_dir / "guidance.csv", list(rows[0]), [list(r.values()) for r in rows])
+    ws = [r["guidance"] for r in rows]
+    plot_xy(
+        {
+            "classifier accuracy (%)": (ws, [r["classifier_accuracy"] for r in rows]),
+            "precision (%)": (ws, [100 * r["precision"] for r in rows]),
+            "recall (%)": (ws, [100 * r["recall"] for r in rows]),
+        },
+        run_dir / "figures" / "guidance.png",
+        "guidance weight w",
+        "%",
+        f"{method.name}: fidelity vs diversity over the guidance weight ({n} samples)",
+    )
+    figure = {"Guidance sweep: accuracy, precision and recall vs w": "figures/guidance.png"}
+    _merge_metrics(
+        run_dir, {"guidance_sweep": rows, "evaluator": evaluator.name, "figures": figure}
+    )
+    return rows
 
 
 def folder_scores(

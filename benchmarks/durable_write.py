@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--dir", default=None, help="directory on the disk to measure")
     args = p.parse_args()
+    if args.dir:
+        os.makedirs(args.dir, exist_ok=True)
     print("| checkpoint | size | plain save + rename (median ms) | durable save (median ms) |")
     print("| --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory(dir=args.dir) as d:

@@ -189,8 +189,7 @@ def _score_pairs(method, n_pairs: int, seed: int, evaluator) -> dict[str, Any]:
     seeded with ``seed`` (reproducible, independent of the global RNG)."""
     from genda.metrics.generative import pair_accuracy
 
-    noise = torch.randn(n_pairs, method.hp.nz, generator=torch.Generator().manual_seed(seed))
-    off, on = method.sample_pairs(n_pairs, (0, 1), noise=noise)
+    off, on = method.sample_pairs(n_pairs, (0, 1), seed=seed)
     return pair_accuracy(off.cpu(), on.cpu(), evaluator)
 
 

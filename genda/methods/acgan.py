@@ -88,11 +88,19 @@ class ACGAN(GAN):
 
     @torch.no_grad()
     def sample_pairs(
-        self, n: int, labels: tuple[int, int] = (0, 1), noise: torch.Tensor | None = None
+        self,
+        n: int,
+        labels: tuple[int, int] = (0, 1),
+        noise: torch.Tensor | None = None,
+        seed: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` pairs ``(a, b)`` from the same noise with labels ``labels[0]`` / ``labels[1]``
-        (for an attribute: the attribute off / on), so column i differs only by the label."""
-        if noise is None:
+        (for an attribute: the attribute off / on), so column i differs only by the label.
+        ``seed`` draws the noise from its own generator (reproducible, global RNG untouched)."""
+        if noise is None and seed is not None:
+            g = torch.Generator().manual_seed(seed)
+            noise = torch.randn(n, self.hp.nz, generator=g).to(self.device)
+        elif noise is None:
             noise = torch.randn(n, self.hp.nz, device=self.device)
         a = self.sample(n, torch.full((n,), labels[0], dtype=torch.long), noise=noise)
         b = self.sample(n, torch.full((n,), labels[1], dtype=torch.long), noise=noise)

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--width", type=int, default=32, help="U-Net width (hparams.width)")
     p.add_argument("--timesteps", type=int, default=500, help="T (hparams.timesteps)")
+    p.add_argument(
+        "--beta-schedule", default="linear", help="hparams.beta_schedule: linear, cosine"
+    )
     p.add_argument("--guidance", type=float, default=2.0, help="CFG weight w for all samplers")
     p.add_argument("--etas", default="0,1", help="DDIM eta values to compare (0 = deterministic)")
     p.add_argument(
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "hparams": {
                     "width": args.width,
                     "timesteps": args.timesteps,
+                    "beta_schedule": args.beta_schedule,
                     "guidance": args.guidance,
                     "sample_steps": min(25, args.timesteps),
                 },
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_s_per_step": round(train_s_per_step, 4),
         "width": method.hp.width,
         "timesteps": T,
+        "beta_schedule": method.hp.beta_schedule,
         "device": device,
         "threads": torch.get_num_threads(),
         "evaluator": evaluator.name,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -241,6 +243,18 @@ def test_report_is_deterministic(
     assert page.read_bytes() == report[1].read_bytes()
 
 
+def test_report_has_a_contents_list_whose_links_resolve(report: tuple[Path, Path]) -> None:
+    import re
+
+    md, page = report[0].read_text(), report[1].read_text()
+    ids = set(re.findall(r'<h\d id="([^"]+)"', page))
+    links = re.findall(r'<a href="#([^"]+)"', page)
+    assert links and set(links) <= ids
+    assert "- [Domain adaptation: uda_table](#domain-adaptation-uda_table)" in md
+    text = re.sub(r"<(script|style)>.*?</\1>|<[^>]+>", "", page, flags=re.S)
+    assert "`" not in text and "± 0.0" not in text  # inline code became <code>
+
+
 def test_report_without_inputs_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no run directories"):
         build_report([tmp_path], tmp_path / "out")
@@ -249,6 +263,8 @@ def test_report_without_inputs_fails_clearly(tmp_path: Path) -> None:
 
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# Screenshots for a person to look at (kept after the run): $GENDA_SCREENSHOTS or /tmp.
+SCREENSHOTS = Path(os.environ.get("GENDA_SCREENSHOTS", tempfile.gettempdir()))
 
 
 def test_report_renders_in_headless_chromium(report: tuple[Path, Path], tmp_path: Path) -> None:
@@ -273,7 +289,18 @@ def test_report_renders_in_headless_chromium(report: tuple[Path, Path], tmp_path
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
+        driver.set_window_size(1280, 900)
         driver.get(report[1].resolve().as_uri())
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;"
+        )
+        broken = driver.execute_script(
+            "return Array.from(document.querySelectorAll('a[href^=\"#\"]'))"
+            ".filter(a => !document.getElementById(a.getAttribute('href').slice(1)))"
+            ".map(a => a.getAttribute('href'));"
+        )
+        text = driver.execute_script("return document.body.innerText;")
+        driver.save_screenshot(str(SCREENSHOTS / "report_1280.png"))
         tables = driver.execute_script(
             "return Array.from(document.querySelectorAll('table')).map("
             "t => Array.from(t.rows).map(r => r.innerText));"
@@ -286,6 +313,8 @@ def test_report_renders_in_headless_chromium(report: tuple[Path, Path], tmp_path
         )
     finally:
         driver.quit()
+    assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 1280 px"
+    assert not broken and "Contents" in text and "`" not in text
     main = tables[0]
     assert [row.split("\t")[0] for row in main] == [
         "Target accuracy (%)",

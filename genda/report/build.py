@@ -23,7 +23,17 @@ import yaml
 from genda.errors import ReportError
 from genda.io import atomic_path, write_text
 from genda.report.generative import generative_blocks
-from genda.report.render import Block, Code, Heading, Image, Paragraph, Table, to_html, to_markdown
+from genda.report.render import (
+    Block,
+    Code,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    to_html,
+    to_markdown,
+    with_toc,
+)
 from genda.report.tables import (
     TableSummary,
     method_label,
@@ -346,6 +356,7 @@ def build_report(paths: list[Path], out: Path, title: str = "genda report") -> t
         builder.add_overview(runs)
     for run in runs:
         builder.add_run(run)
-    md = write_text(out / "report.md", to_markdown(builder.blocks))
-    page = write_text(out / "report.html", to_html(builder.blocks, title))
+    blocks = with_toc(builder.blocks)
+    md = write_text(out / "report.md", to_markdown(blocks))
+    page = write_text(out / "report.html", to_html(blocks, title))
     return md, page

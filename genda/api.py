@@ -208,9 +208,10 @@ def uda_matrix(
 
 
 def write_report(
-    paths: list[str | Path], out: str | Path, title: str = "genda report"
+    paths: list[str | Path], out: str | Path, title: str = "genda report", pdf: bool = False
 ) -> tuple[Path, Path]:
-    """Write ``out/report.md`` and ``out/report.html`` over runs and tables under ``paths``."""
+    """Write ``out/report.md`` and ``out/report.html`` (``pdf``: also ``report.pdf``, via a
+    headless Chromium) over runs and tables under ``paths``."""
     from genda.report.build import build_report
 
-    return build_report([Path(p) for p in paths], Path(out), title=title)
+    return build_report([Path(p) for p in paths], Path(out), title=title, pdf=pdf)

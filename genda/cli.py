@@ -245,8 +245,8 @@ def cmd_uda_matrix(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from genda import api
 
-    md, html = api.write_report(args.runs, args.out, title=args.title)
-    print(f"wrote {md} and {html}")
+    md, html = api.write_report(args.runs, args.out, title=args.title, pdf=args.pdf)
+    print(f"wrote {md} and {html}" + (f" and {Path(args.out) / 'report.pdf'}" if args.pdf else ""))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -378,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--out", required=True)
     rep.add_argument("--title", default="genda report")
+    rep.add_argument("--pdf", action="store_true", help="also report.pdf (headless Chromium)")
     rep.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="the main job on embedded data, ending with a report")

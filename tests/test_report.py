@@ -379,3 +379,28 @@ def test_generative_section_compares_like_with_like() -> None:
     worse = [("a", {"method": "dcgan", "fid": 9.0, **common}), ("b", runs[1][1])]
     assert "does not beat DCGAN" in to_markdown(generative_blocks(worse))
     assert generative_blocks([("e", runs[4][1])]) == []
+
+
+def test_report_pdf_has_the_sections(runs_root: Path, tmp_path: Path) -> None:
+    from genda.report.pdf import find_browser
+
+    if find_browser() is None:
+        pytest.skip("no Chromium/Chrome to print the PDF with")
+    pypdf = pytest.importorskip("pypdf")
+    build_report([runs_root], tmp_path / "r", pdf=True)
+    reader = pypdf.PdfReader(tmp_path / "r" / "report.pdf")
+    text = " ".join(page.extract_text() for page in reader.pages)
+    for section in ("Contents", "Domain adaptation: uda_table", "Runs overview", "Run: single"):
+        assert section in text, section
+    assert not list((tmp_path / "r").glob(".*.tmp"))
+
+
+def test_report_pdf_without_a_browser_says_how_to_get_one(
+    runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import genda.report.pdf
+
+    monkeypatch.setattr(genda.report.pdf, "find_browser", lambda: None)
+    with pytest.raises(ReportError, match="apt-get install chromium"):
+        build_report([runs_root], tmp_path / "r", pdf=True)
+    assert (tmp_path / "r" / "report.html").is_file()  # the HTML is still written

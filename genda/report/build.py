@@ -329,8 +329,11 @@ def per_class_blocks(summary: TableSummary, runs: list[Run]) -> list[Block]:
     return blocks
 
 
-def build_report(paths: list[Path], out: Path, title: str = "genda report") -> tuple[Path, Path]:
-    """Write ``out/report.md`` and ``out/report.html`` for every run and table under ``paths``.
+def build_report(
+    paths: list[Path], out: Path, title: str = "genda report", pdf: bool = False
+) -> tuple[Path, Path]:
+    """Write ``out/report.md`` and ``out/report.html`` (and with ``pdf`` ``out/report.pdf``,
+    printed by a headless browser) for every run and table under ``paths``.
 
     Tables come first (they summarise), then an overview of runs, then each run in detail.
     """
@@ -359,4 +362,8 @@ def build_report(paths: list[Path], out: Path, title: str = "genda report") -> t
     blocks = with_toc(builder.blocks)
     md = write_text(out / "report.md", to_markdown(blocks))
     page = write_text(out / "report.html", to_html(blocks, title))
+    if pdf:
+        from genda.report.pdf import html_to_pdf
+
+        html_to_pdf(page, out / "report.pdf")
     return md, page

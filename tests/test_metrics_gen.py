@@ -117,6 +117,19 @@ def test_standard_fid_weights_are_recognised_by_their_keys(tmp_path) -> None:
     assert gm.fid_features(fa, fa) <= 1e-6 * gm.fid_features(fa, fb)
 
 
+def test_fid_bootstrap_interval_brackets_the_fid() -> None:
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    fake = torch.randn(300, 8, generator=g, dtype=torch.float64) + 0.5
+    lo, hi = gm.fid_interval(real, fake, rounds=40)
+    assert (
+        lo < hi
+        and lo <= gm.fid_features(real, fake) * 1.2
+        and hi >= gm.fid_features(real, fake) * 0.8
+    )
+    assert gm.fid_interval(real, fake, rounds=40) == (lo, hi)  # seeded
+
+
 def test_kid_and_precision_recall_on_known_cases() -> None:
     g = torch.Generator().manual_seed(0)
     real = torch.randn(400, 16, generator=g, dtype=torch.float64)
@@ -347,6 +360,8 @@ def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
     assert after["inception_score"] >= 1 and after["eval_sample_options"] == {"steps": 2}
     assert "face_detection_rate" not in after  # digits are not faces
     assert after["kid_subset_size"] == 20 and 0 <= after["recall"] <= 1
+    lo, hi = after["fid_interval"]
+    assert lo <= hi and lo > 0
     assert after["fid_reference"] == "digits (train split)"
     assert main(["eval", str(tiny_run), "--n", "4", "--inception-weights", "/nonexistent.pt"]) == 2
     assert "never downloads" in capsys.readouterr().err

@@ -341,8 +341,8 @@ def test_generative_section_compares_like_with_like() -> None:
         "eval_n": 500,
     }
     runs = [
-        ("a", {"method": "dcgan", "fid": 13.9, **common}),
-        ("b", {"method": "gan", "fid": 11.8, **common}),
+        ("a", {"method": "dcgan", "fid": 13.9, "fid_interval": [13.1, 14.8], **common}),
+        ("b", {"method": "gan", "fid": 11.8, "fid_interval": [11.0, 12.6], **common}),
         ("c", {"method": "gan", "fid": 9.0, **{**common, "steps": 2000}}),  # other budget
         (
             "d",
@@ -370,14 +370,25 @@ def test_generative_section_compares_like_with_like() -> None:
         ),
     ]
     md = to_markdown(generative_blocks(runs))
-    assert "The improved GAN beats DCGAN on digits at 1000 steps: FID 11.80 vs 13.90" in md
+    assert (
+        "The improved GAN beats DCGAN on digits at 1000 steps: "
+        "FID 11.80 [11.00, 12.60] vs 13.90 [13.10, 14.80]"
+    ) in md
     assert md.count("beats DCGAN") == 1  # the 2000-step run has no DCGAN to compare with
     assert "97.5% of its samples" in md and "99.7% on real test images" in md
     assert "| e |" not in md
     assert "in 500 pairs drawn from the same noise" in md and "judges 91.3% of the images" in md
     assert "both images right in 83.2% of pairs" in md
-    worse = [("a", {"method": "dcgan", "fid": 9.0, **common}), ("b", runs[1][1])]
-    assert "does not beat DCGAN" in to_markdown(generative_blocks(worse))
+    worse = [("a", {"method": "dcgan", "fid": 9.0, "fid_interval": [8.5, 9.6], **common})]
+    assert "is worse than DCGAN" in to_markdown(generative_blocks([*worse, runs[1]]))
+    # a 1% difference inside both intervals (the 13.22 vs 13.34) is only noise
+    tie = [
+        ("a", {"method": "dcgan", "fid": 13.34, "fid_interval": [12.6, 14.1], **common}),
+        ("b", {"method": "gan", "fid": 13.22, "fid_interval": [12.5, 14.0], **common}),
+    ]
+    assert "is within noise of DCGAN" in to_markdown(generative_blocks(tie))
+    no_interval = [("a", {"method": "dcgan", "fid": 13.9, **common}), ("b", runs[1][1])]
+    assert "within noise" in to_markdown(generative_blocks(no_interval))
     assert generative_blocks([("e", runs[4][1])]) == []
 
 

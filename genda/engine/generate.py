@@ -287,6 +287,7 @@ def evaluate_run(
     ex = inception if inception is not None else gm.make_extractors(None, evaluator)
     f_ref, f_test, f_fake = (gm.embed(x, ex.fid) for x in (real_train, real_test, fake))
     out["fid"] = round(gm.fid_features(f_ref, f_fake), 4)
+    out["fid_interval"] = [round(v, 4) for v in gm.fid_interval(f_ref, f_fake, seed=seed)]
     out["fid_extractor"] = ex.name
     out["fid_reference"] = real or f"{dc.source} (train split)"
     out["fid_real_test"] = round(gm.fid_features(f_ref, f_test), 4)

@@ -33,6 +33,18 @@ def _num(value: Any, spec: str = ".2f", suffix: str = "") -> str:
     return "—" if value is None else f"{float(value):{spec}}{suffix}"
 
 
+def _fid(m: Mapping[str, Any]) -> str:
+    """``13.22 [12.10, 14.51]``: FID with its bootstrap interval when the run stored one."""
+    lo_hi = m.get("fid_interval")
+    return f"{m['fid']:.2f}" + (f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "")
+
+
+def _separate(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when both FID intervals are known and do not overlap."""
+    ia, ib = a.get("fid_interval"), b.get("fid_interval")
+    return bool(ia and ib) and (ia[1] < ib[0] or ib[1] < ia[0])
+
+
 def _row(label: str, m: Mapping[str, Any]) -> tuple[str, ...]:
     fid = m.get("fid")
     acc = m.get("classifier_accuracy")
@@ -43,7 +55,7 @@ def _row(label: str, m: Mapping[str, Any]) -> tuple[str, ...]:
         str(m.get("source", "—")),
         str(m.get("steps", "—")),
         _num(m.get("wall_time_s"), ".0f"),
-        "—" if fid is None else f"{fid:.2f} ({m.get('fid_extractor', '?')}, n={m.get('eval_n')})",
+        "—" if fid is None else f"{_fid(m)} ({m.get('fid_extractor', '?')}, n={m.get('eval_n')})",
         "—"
         if m.get("inception_score") is None
         else f"{m['inception_score']:.2f} (real {_num(m.get('inception_score_real'))})",
@@ -68,11 +80,15 @@ def _compare_gans(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
             same = all(a.get(k) == b.get(k) for k in ("source", "steps", "fid_extractor", "eval_n"))
             if b.get("method") != "gan" or "fid" not in b or not same:
                 continue
-            verdict = "beats" if b["fid"] < a["fid"] else "does not beat"
+            if not _separate(a, b):
+                verdict = "is within noise of"
+            else:
+                verdict = "beats" if b["fid"] < a["fid"] else "is worse than"
             found.append(
                 f"The improved GAN {verdict} DCGAN on {a['source']} at {a['steps']} steps: "
-                f"FID {b['fid']:.2f} vs {a['fid']:.2f} ({a['fid_extractor']} features, "
-                f"{a['eval_n']} samples; lower is better)."
+                f"FID {_fid(b)} vs {_fid(a)} ({a['fid_extractor']} features, "
+                f"{a['eval_n']} samples, 95% bootstrap intervals over the samples; lower is "
+                "better)."
             )
     return found
 
@@ -128,7 +144,9 @@ def generative_blocks(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Blo
             "FID and Inception Score are computed by torchmetrics on the features of the "
             "extractor named in brackets: `classifier:<data>` is genda's evaluation classifier "
             "trained on the real data (a classifier FID, comparable only within the same "
-            "extractor and sample count), `inception` the InceptionV3 weights."
+            "extractor and sample count), `inception-fid` the standard FID Inception and "
+            "`inception-torchvision` torchvision's ImageNet Inception. Brackets after a FID: "
+            "its 95% bootstrap interval over the generated samples."
         ),
         Table(header, tuple(_row(label, m) for label, m in scored)),
     ]

@@ -44,7 +44,7 @@ def main() -> int:
 
     from genda.data.prepare import prepare
     from genda.engine.generate import generate, request_labels
-    from genda.engine.loop import load_method, resolve_config, train
+    from genda.engine.loop import load_method, resolve_config, train_or_reuse
     from genda.engine.runtime import resolve_device
     from genda.metrics.evaluator import get_evaluator
     from genda.metrics.generative import classifier_accuracy, fid, make_extractors
@@ -76,7 +76,7 @@ def main() -> int:
     rows = []
     for name in args.methods.split(","):
         t0 = time.perf_counter()
-        metrics = train(resolve_config({"method": name, **base}), out / name, data=data)
+        metrics = train_or_reuse(resolve_config({"method": name, **base}), out / name, data=data)
         _, method = load_method(out / name, device)
         labels = request_labels(method, args.samples)
         samples = generate(method, args.samples, labels, seed=args.seed)

@@ -56,6 +56,8 @@ def _row(label: str, m: Mapping[str, Any]) -> tuple[str, ...]:
         str(m.get("steps", "—")),
         _num(m.get("wall_time_s"), ".0f"),
         "—" if fid is None else f"{_fid(m)} ({m.get('fid_extractor', '?')}, n={m.get('eval_n')})",
+        "—" if m.get("kid") is None else f"{1000 * m['kid']:.2f} ± {1000 * m['kid_std']:.2f}",
+        "—" if m.get("precision") is None else f"{m['precision']:.2f} / {m['recall']:.2f}",
         "—"
         if m.get("inception_score") is None
         else f"{m['inception_score']:.2f} (real {_num(m.get('inception_score_real'))})",
@@ -132,6 +134,8 @@ def generative_blocks(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Blo
         "Steps",
         "Train time (s)",
         "FID (extractor, samples)",
+        "KID × 1000",
+        "Precision / recall",
         "Inception Score",
         "Class accuracy",
         "Face-detection rate",
@@ -146,7 +150,9 @@ def generative_blocks(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Blo
             "trained on the real data (a classifier FID, comparable only within the same "
             "extractor and sample count), `inception-fid` the standard FID Inception and "
             "`inception-torchvision` torchvision's ImageNet Inception. Brackets after a FID: "
-            "its 95% bootstrap interval over the generated samples."
+            "its 95% bootstrap interval over the generated samples. KID (x 1000, mean ± std over "
+            "subsets) and improved precision / recall (k = 3; low recall = mode collapse) use the "
+            "same features."
         ),
         Table(header, tuple(_row(label, m) for label, m in scored)),
     ]

@@ -92,7 +92,7 @@ class TrainConfig:
         -1,
         None,
         "generative runs: a fixed-noise sample grid every N steps, animated as "
-        "figures/progress.gif (-1 = steps // 20, about 20 frames; 0 = off)",
+        "figures/progress.gif (-1 = steps // 20 from 100 steps, about 20 frames; 0 = off)",
     )
     progress: bool = True
 

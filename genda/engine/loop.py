@@ -209,7 +209,8 @@ def _train(
         curves (and ``wall_time_s``) do not depend on how often a run was evaluated."""
         return elapsed + time.perf_counter() - t0 - paused
 
-    every = tc.sample_every if tc.sample_every >= 0 else steps // 20
+    # auto: about 20 frames, and none for runs too short to show progress (< 100 steps)
+    every = tc.sample_every if tc.sample_every >= 0 else (steps // 20 if steps >= 100 else 0)
     frames = (
         run_dir / "figures" / "progress"
         if main and figures and every and method.kind == "generative"
@@ -315,7 +316,7 @@ def _progress_frame(method: Any, rt: Runtime, path: Path) -> None:
     try:
         with rt.local(method), torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(0)
-            images, nrow = method.grid(**method.progress_options)
+            images, nrow = method.grid(per_class=4, n=32, **method.progress_options)
     finally:
         method.train()
     save_grid(images, path, nrow=nrow)

@@ -48,14 +48,14 @@ class GenerativeMethod(Method):
             )
         return labels
 
-    def grid(self, **options: Any) -> tuple[torch.Tensor, int]:
-        """Samples for a figure and its images per row: 10 per class (a row each) for
-        conditional models, else 64 in rows of 8."""
+    def grid(self, per_class: int = 10, n: int = 64, **options: Any) -> tuple[torch.Tensor, int]:
+        """Samples for a figure and its images per row: ``per_class`` per class (a row each)
+        for conditional models, else ``n`` in rows of 8."""
         k = self.info.num_classes if self.conditioning != "none" else 0
-        labels = torch.arange(k, device=self.device).repeat_interleave(10) if k else None
+        labels = torch.arange(k, device=self.device).repeat_interleave(per_class) if k else None
         with torch.no_grad():
-            imgs = self.sample(10 * k if k else 64, labels, **options)
-        return imgs.cpu(), 10 if k else 8
+            imgs = self.sample(per_class * k if k else n, labels, **options)
+        return imgs.cpu(), per_class if k else 8
 
     def evaluate(self, data: Any, run_dir: Path | None = None) -> dict[str, Any]:
         """Default: a sample grid (one row per class for conditional models)."""

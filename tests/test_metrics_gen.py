@@ -363,6 +363,10 @@ def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
     lo, hi = after["fid_interval"]
     assert lo <= hi and lo > 0
     assert after["fid_reference"] == "digits (train split)"
+    real = ["--real", "digits-m", "--evaluator-steps", str(EVAL_STEPS)]
+    assert main(["eval", str(tiny_run), "--n", "20", "--steps", "2", *real]) == 0
+    against = json.loads((tiny_run / "metrics.json").read_text())
+    assert against["fid_reference"] == "digits-m" and against["fid"] != after["fid"]
     assert main(["eval", str(tiny_run), "--n", "4", "--inception-weights", "/nonexistent.pt"]) == 2
     assert "never downloads" in capsys.readouterr().err
 

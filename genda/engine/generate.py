@@ -253,7 +253,7 @@ def evaluate_run(
     data = prepare(replace(dc, limit=0), cfg.train.seed)
     real_train, real_test = data.source.train.images[:max_real], data.source.test.images
     if real:
-        ref = prepare(replace(dc, source=real, target=None, limit=0), cfg.train.seed).source
+        ref = prepare(replace(dc, source=real, target="", limit=0), cfg.train.seed).source
         real_train = torch.cat([ref.train.images, ref.test.images])[:max_real]
 
     labels = request_labels(method, n)

@@ -176,6 +176,11 @@ def write_samples(
     }
 
 
+def _evaluator_key(dc) -> tuple[str, str, int, int]:
+    """What names a run's evaluation classifier: its real data, attribute and shape."""
+    return dc.source, dc.attribute, dc.size, dc.channels
+
+
 def _is_face_data(spec: str, info) -> bool:
     """3-channel 64-px data with CelebA-style attributes (or a celeba/face spec)."""
     if info.channels != 3 or info.size != 64:
@@ -270,14 +275,7 @@ def evaluate_run(
     evaluator = None
     try:
         evaluator = get_evaluator(
-            dc.source,
-            dc.attribute,
-            dc.size,
-            dc.channels,
-            steps=evaluator_steps,
-            device=dev,
-            cache_root=cache_root,
-            verbose=verbose,
+            *_evaluator_key(dc), evaluator_steps, device=dev, cache_root=cache_root, verbose=verbose
         )
         out["evaluator_accuracy"] = evaluator.test_accuracy
         out["evaluator"] = evaluator.name
@@ -367,11 +365,8 @@ def guidance_sweep(
         raise ConfigError(f"--n must be >= 4 for precision/recall, got {n}")
     dc = cfg.data
     evaluator = get_evaluator(
-        dc.source,
-        dc.attribute,
-        dc.size,
-        dc.channels,
-        steps=evaluator_steps,
+        *_evaluator_key(dc),
+        evaluator_steps,
         device=method.device,
         cache_root=cache_root,
         verbose=verbose,

@@ -207,10 +207,10 @@ def test_report_md_runs(report: tuple[Path, Path]) -> None:
     md = md_path.read_text()
     assert "## Run: single" in md
     assert "## Run: uda_table/MNIST__USPS/DANN/seed0" in md
-    assert "| train.lr | 0.001 |" in md and "| hparams.lambda | 1.0 |" in md
+    assert "| hparams.lambda | 1.0 |  |" in md and "lr: 0.001" in md  # details; full config
     assert "```text\nNet(\n  (fc): Linear(in_features=4, out_features=3)\n)" in md
-    assert "| target_accuracy | 66.6 |" in md and "| selection_rule | last |" in md
-    assert "per_class_accuracy |" not in md  # lists are not scalar metrics
+    assert "target_accuracy: 66.6" in md and "selection_rule: last" in md
+    assert "per_class_accuracy:" not in md  # lists are not scalar metrics
     assert "Missing figure files: Gone (figures/missing.png)." in md
     figures = md_path.parent / "figures"
     for name in (
@@ -224,6 +224,20 @@ def test_report_md_runs(report: tuple[Path, Path]) -> None:
     assert "![extra plot](" in md
     # the lone run is not part of any table's per-class breakdown
     assert "SVHN → MNIST" not in md
+
+
+def test_implementation_details_mark_what_differs_from_genda_defaults() -> None:
+    from genda.engine.loop import resolve_config
+    from genda.report.build import implementation_details
+
+    cfg = resolve_config({"method": "dann", "hparams": {"lr": 0.02}, "train": {"steps": 500}})
+    cfg.data.size = 28  # as a run records what auto chose
+    rows = {r[0]: r for r in implementation_details(cfg.to_dict()).rows}
+    assert rows["hparams.lr"] == ("hparams.lr", "0.02", "**changed** (default 0.01)")
+    assert rows["train.steps"][2] == "**changed** (default 3000)"
+    assert rows["hparams.disc_hidden"] == ("hparams.disc_hidden", "1024", "")
+    assert rows["data.size"][2] == "chosen for the data"
+    assert "train.threads" not in rows and "train.progress" not in rows
 
 
 def test_report_html_self_contained(report: tuple[Path, Path]) -> None:

@@ -156,6 +156,57 @@ def flatten(
     return rows
 
 
+# Settings shown for every run beside all of its method's hyper-parameters.
+KEY_SETTINGS = (
+    "data.source",
+    "data.target",
+    "data.attribute",
+    "data.size",
+    "data.channels",
+    "train.steps",
+    "train.batch_size",
+    "train.precision",
+    "train.seed",
+    "train.devices",
+)
+
+
+def method_defaults(method: str) -> dict[str, str]:
+    """genda's default for every config key of ``method`` (flattened), {} if unknown."""
+    import dataclasses
+
+    from genda.config import ConfigError, ExperimentConfig, merge
+    from genda.methods import get_method
+
+    try:
+        cls = get_method(method)
+    except ConfigError:
+        return {}
+    tree = merge(ExperimentConfig(method=method).to_dict(), cls.defaults)
+    tree["hparams"] = dataclasses.asdict(cls.Hparams())
+    return dict(flatten(tree))
+
+
+def implementation_details(config: Mapping[str, Any]) -> Table | None:
+    """The run's hyper-parameters and key settings, each marked where it differs from
+    genda's default for its method (``data.size``/``channels`` 0 = chosen per pair)."""
+    method = config.get("method")
+    defaults = method_defaults(method) if isinstance(method, str) else {}
+    rows = []
+    for key, value in flatten(config):
+        if not (key.startswith("hparams.") or key in KEY_SETTINGS):
+            continue
+        default = defaults.get(key)
+        if default is None or default == value:
+            note = ""
+        elif key in ("data.size", "data.channels") and default == "0":
+            note = "chosen for the data"
+        else:
+            note = f"**changed** (default {default})"
+        rows.append((key, value, note))
+    return Table(("Setting", "Value", "vs genda's default"), tuple(rows)) if rows else None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
@@ -189,22 +240,24 @@ class _Builder:
     # --- runs --------------------------------------------------------------------------
 
     def add_run(self, run: Run) -> None:
+        """Settings that matter (changes from genda's defaults marked), the architecture and
+        the figures; then the whole config and every metric, collapsed in HTML."""
         b = self.blocks
         b.append(Heading(f"Run: {run.label}", 2))
-        if run.config:
-            b += [
-                Heading("Hyper-parameters", 3),
-                Table(("Parameter", "Value"), tuple(flatten(run.config))),
-            ]
+        details = implementation_details(run.config)
+        if details is not None:
+            b += [Heading("Implementation details", 3), details]
         arch = run.path / "architecture.txt"
         if arch.is_file():
             b.append(Code(arch.read_text(encoding="utf-8", errors="replace"), "Architecture"))
+        self.add_run_figures(run)
+        if run.config:
+            b.append(Code(yaml.safe_dump(run.config, sort_keys=False), "Full configuration"))
         scalars = flatten(
             {k: v for k, v in run.metrics.items() if k != "figures"}, keep_lists=False
         )
         if scalars:
-            b += [Heading("Metrics", 3), Table(("Metric", "Value"), tuple(scalars))]
-        self.add_run_figures(run)
+            b.append(Code("\n".join(f"{k}: {v}" for k, v in scalars), "All metrics"))
 
     def add_run_figures(self, run: Run) -> None:
         """Listed figures first (in listed order), then unlisted PNGs, then a confusion plot."""

@@ -179,9 +179,9 @@ class Extractors:
 def load_inception(weights: str | Path) -> Extractors:
     """FID and IS networks from a local weights file, of either kind (see the module doc).
 
-    torch-fidelity unpickles its weights file with ``weights_only=False`` (which can run code
-    from it); genda reads the user's file safely, checks it, and hands torch-fidelity a
-    private copy holding nothing but those tensors.
+    torch-fidelity fully unpickles the weights file it is given (which can run code from
+    it); genda reads the user's file with ``weights_only=True``, checks it, and hands
+    torch-fidelity a private copy holding nothing but those tensors.
     """
     path, state = _read_weights(weights)
     kind = inception_kind(state)

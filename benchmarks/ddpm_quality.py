@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--guidance", type=float, default=2.0, help="CFG weight w for all samplers")
     p.add_argument("--etas", default="0,1", help="DDIM eta values to compare (0 = deterministic)")
+    p.add_argument("--ddim-steps", default="25,50,100", help="DDIM step counts to compare")
+    p.add_argument(
+        "--no-ancestral",
+        action="store_true",
+        help="skip full T-step ancestral sampling (the slowest row)",
+    )
     p.add_argument(
         "--n-per-class", type=int, default=50, help="generated images per class and sampler"
     )
@@ -125,7 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
     k = method.info.num_classes
     labels = torch.arange(k).repeat_interleave(args.n_per_class)
     etas = [float(e) for e in args.etas.split(",")]
-    settings = [("ddim", s, e) for e in etas for s in (25, 50, 100) if s <= T] + [("ddpm", T, None)]
+    ddim_steps = [int(s) for s in args.ddim_steps.split(",")]
+    settings = [("ddim", s, e) for e in etas for s in ddim_steps if s <= T]
+    if not args.no_ancestral:
+        settings.append(("ddpm", T, None))
     rows = []
     for sampler, steps, eta in settings:
         t0 = time.perf_counter()

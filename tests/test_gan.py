@@ -181,10 +181,15 @@ def test_pacgan_scores_packs(digits: ExperimentData) -> None:
         build_method(config("acgan", pack=2), DataInfo(1, 28, ["0", "1"]))
 
 
-def test_dcgan_sees_plain_images() -> None:
-    m = build_method(config("dcgan"), DataInfo(1, 28, ["0", "1"]))
-    x = torch.randn(2, 1, 28, 28)
-    assert m.augment(x) is x  # model A is the paper's DCGAN: no augmentation
+def test_dcgan_is_the_papers_model_and_gan_is_spectral() -> None:
+    info = DataInfo(1, 28, ["0", "1"])
+    dcgan, gan = build_method(config("dcgan"), info), build_method(config("gan"), info)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in dcgan.nets["d"].modules())
+    assert "g_ema" not in dcgan.nets  # model A: no EMA generator
+    d = gan.nets["d"]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(hasattr(m, "parametrizations") for m in convs)
 
 
 def test_hinge_rejects_label_options() -> None:

@@ -21,7 +21,9 @@ this version 97.5% at 500, 96.9% at 1000 and 97.7% at 2000 steps (95.3 / 95.6% a
 
 Labels are digit classes (10) or, with ``data.attribute`` (e.g. ``Smiling``), the 0/1 value
 of one face attribute (the data layer turns it into a 2-class label). Fakes reuse the
-labels of the real batch, so the generated class mix follows the data's prior.
+labels of the real batch, so the generated class mix follows the data's prior. The
+networks and the adversarial losses are the improved GAN's; :meth:`ACGAN.train_step`
+writes out both updates with the class terms.
 Figures: a class grid (one row per class, one noise per column) or, for a 2-class
 attribute, pairs from the same noise with the attribute off/on.
 """
@@ -37,7 +39,9 @@ import torch.nn.functional as F
 
 from genda.config import ConfigError, bounded
 from genda.data.prepare import DataInfo
-from genda.methods.gan import GAN, GANHparams
+from genda.methods.base import Batch, frozen
+from genda.methods.gan import GAN, GANHparams, d_loss, d_score, g_loss
+from genda.nets.gan import diff_augment
 
 
 @dataclass
@@ -70,21 +74,48 @@ class ACGAN(GAN):
             raise ConfigError(
                 "hparams.pack: acgan classifies every image, so D cannot score packs (use pack=1)"
             )
+        if hp.consistency > 0:
+            raise ConfigError("hparams.consistency: bCR is implemented for gan only (acgan: use 0)")
         super().__init__(hp, info)
 
-    def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
-        assert y is not None
-        loss = super().d_loss(out, real, y)
-        if real or self.hp.aux_fakes:
-            loss = loss + self.hp.aux_weight * F.cross_entropy(out[:, 1:].float(), y)
-        return loss
+    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        hp = self.hp
+        x, y = batch["source"]
+        real = self.prepare(x)
+        g, d = self.nets["g"], self.nets["d"]
+        opt_g, opt_d = self.optimizers["g"], self.optimizers["d"]
+        z = torch.randn(len(real), hp.nz, device=real.device)
+        fake = g(self.generator_input(z, y))  # fakes of the real batch's classes
 
-    def g_loss(self, out: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        assert y is not None
-        return super().g_loss(out, y) + self.hp.aux_weight * F.cross_entropy(out[:, 1:].float(), y)
+        # (1) D: the improved GAN's real/fake loss on both halves in one forward, plus the
+        # class loss on real images (and on the fakes' requested labels with aux_fakes).
+        opt_d.zero_grad(set_to_none=True)
+        out = d(diff_augment(torch.cat([real, fake.detach()]), hp.diffaug)).float()
+        n = len(real)
+        out_real, out_fake = out[:n], out[n:]
+        loss_adv = d_loss(hp, out_real[:, 0], True) + d_loss(hp, out_fake[:, 0], False)
+        loss_cls = F.cross_entropy(out_real[:, 1:], y)
+        if hp.aux_fakes:
+            loss_cls = loss_cls + F.cross_entropy(out_fake[:, 1:], y)
+        loss_d = loss_adv + hp.aux_weight * loss_cls
+        self.backward(loss_d)
+        opt_d.step()
 
-    def extra_logs(self, out_real: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        return {"acc/aux_real": (out_real[:, 1:].argmax(1) == y).float().mean() * 100}
+        # (2) G: fool D and be recognised by D's class head as the requested class.
+        opt_g.zero_grad(set_to_none=True)
+        with frozen(d):
+            out_gen = d(diff_augment(fake, hp.diffaug)).float()
+        loss_g = g_loss(hp, out_gen[:, 0]) + hp.aux_weight * F.cross_entropy(out_gen[:, 1:], y)
+        self.backward(loss_g)
+        opt_g.step()
+        self.update_ema(hp.ema_decay, step)
+        return {
+            "loss/d": loss_d.detach(),
+            "loss/g": loss_g.detach(),
+            "d/real": d_score(hp, out_real[:, 0]),
+            "d/fake": d_score(hp, out_fake[:, 0]),
+            "acc/aux_real": (out_real[:, 1:].argmax(1) == y).float().mean() * 100,
+        }
 
     @torch.no_grad()
     def sample_pairs(

@@ -45,25 +45,25 @@ Re-estimating the EMA generator's BatchNorm statistics (instead of copying the l
 moved FID by at most 0.2, so the copy stays.
 ``benchmarks/gan_quality.py`` reproduces the DCGAN / improved GAN / ACGAN comparison.
 
-The networks and the step come from :class:`genda.methods.dcgan.DCGAN`; only the loss
-hooks, what D sees (augmentations), the discriminator's normalisation and the EMA differ.
+One engine step: one discriminator update on real and fake images in a single forward
+(spectral norm has no batch statistics to keep apart), then one generator update, then the
+EMA; :meth:`GAN.train_step` shows both updates in full.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from genda.config import ConfigError, bounded, choice
 from genda.data.prepare import DataInfo
-from genda.methods.base import unwrap
-from genda.methods.dcgan import DCGAN, DCGANHparams
-from genda.methods.losses import ema_update, warmup_decay
+from genda.methods.base import Batch, frozen
+from genda.methods.dcgan import DCGANHparams
+from genda.methods.generative import GAN_DEFAULTS, LatentGAN, adam, check_size
+from genda.nets import gan as nets
 from genda.nets.gan import DIFF_AUGMENT, UPSAMPLE, diff_augment, parse_policy
 
 
@@ -103,64 +103,110 @@ class GANHparams(DCGANHparams):
     cr_aug: str = _policy("translation", "transforms making bCR's views (as for diffaug)")
 
 
-class GAN(DCGAN):
+def d_loss(hp: GANHparams, s: torch.Tensor, real: bool) -> torch.Tensor:
+    """D's loss on one half of the game from its real/fake scores ``s [N]``: hinge
+    ``relu(1 - s)`` / ``relu(1 + s)``, or cross-entropy with optional soft / flipped labels."""
+    s = s.float()
+    if hp.loss == "hinge":
+        return F.relu(1.0 - s).mean() if real else F.relu(1.0 + s).mean()
+    target = torch.full_like(s, 1.0 - hp.label_smoothing if real else 0.0)
+    if hp.label_flip > 0:
+        flip = torch.rand_like(s) < hp.label_flip
+        target = torch.where(flip, 1.0 - target, target)
+    return F.binary_cross_entropy_with_logits(s, target)
+
+
+def g_loss(hp: GANHparams, s: torch.Tensor) -> torch.Tensor:
+    """G's loss from D's scores of its fakes: hinge ``-s``, or non-saturating ``-log D``."""
+    s = s.float()
+    if hp.loss == "hinge":
+        return -s.mean()
+    return F.binary_cross_entropy_with_logits(s, torch.ones_like(s))
+
+
+def d_score(hp: GANHparams, s: torch.Tensor) -> torch.Tensor:
+    """What to log as D's output: the raw score for hinge (real should sit above +1, fake
+    below -1), the probability 'real' for cross-entropy."""
+    s = s.detach().float()
+    return s.mean() if hp.loss == "hinge" else torch.sigmoid(s).mean()
+
+
+def check_hparams(hp: GANHparams) -> None:
+    """Reject option combinations that would be silently ignored."""
+    if hp.loss == "hinge" and (hp.label_smoothing or hp.label_flip):
+        raise ConfigError(
+            "hparams.label_smoothing / hparams.label_flip apply to "
+            "hparams.loss=nonsaturating only (hinge has no labels to soften)"
+        )
+    for key in ("diffaug", "cr_aug"):
+        try:
+            parse_policy(getattr(hp, key))
+        except ValueError as e:
+            raise ConfigError(f"hparams.{key}: {e}") from None
+
+
+class GAN(LatentGAN):
     """Spectral-norm discriminator, hinge/non-saturating loss, TTUR and an EMA generator."""
 
     name = "gan"
     Hparams = GANHparams
-    d_norm = "spectral"
+    defaults = GAN_DEFAULTS
 
     def __init__(self, hp: GANHparams, info: DataInfo) -> None:
-        if hp.loss == "hinge" and (hp.label_smoothing or hp.label_flip):
-            raise ConfigError(
-                "hparams.label_smoothing / hparams.label_flip apply to "
-                "hparams.loss=nonsaturating only (hinge has no labels to soften)"
-            )
-        for key in ("diffaug", "cr_aug"):
-            try:
-                parse_policy(getattr(hp, key))
-            except ValueError as e:
-                raise ConfigError(f"hparams.{key}: {e}") from None
+        check_hparams(hp)
         super().__init__(hp, info)
-        if hp.ema_decay > 0:
-            g_ema = copy.deepcopy(self.nets["g"]).requires_grad_(False)
-            self.nets["g_ema"] = g_ema  # no trainable parameters: the engine leaves it unwrapped
+        check_size(info, self.name, nets.SIZES)
+        k = self.num_labels  # ACGAN: a one-hot label in, k class logits out
+        self.nets["g"] = nets.generator(hp.nz + k, info.channels, info.size, hp.width, hp.upsample)
+        self.nets["d"] = nets.discriminator(
+            info.channels,
+            info.size,
+            hp.width,
+            out=1 + k,
+            norm="spectral",
+            deep=hp.d_arch == "sngan",
+            pack=hp.pack,
+        )
+        self.add_ema(hp.ema_decay)
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.hp.diffaug)
+    def configure(self, total_steps: int) -> None:
+        self.optimizers["g"] = adam(self.nets["g"].parameters(), self.hp.lr_g, self.hp)
+        self.optimizers["d"] = adam(self.nets["d"].parameters(), self.hp.lr_d, self.hp)
 
-    def consistency_views(self, x: torch.Tensor) -> torch.Tensor | None:
-        return diff_augment(x, self.hp.cr_aug) if self.hp.consistency > 0 else None
+    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        hp = self.hp
+        real = self.prepare(batch["source"][0])
+        g, d = self.nets["g"], self.nets["d"]
+        opt_g, opt_d = self.optimizers["g"], self.optimizers["d"]
+        fake = g(torch.randn(len(real), hp.nz, device=real.device))
 
-    def consistency_loss(self, out: torch.Tensor, out_views: torch.Tensor) -> torch.Tensor:
-        """bCR: ``lambda * (E_real ||D(x) - D(T(x))||^2 + E_fake ||...||^2)``, every output."""
-        sq = (out.float() - out_views.float()).pow(2).sum(1)
-        n = len(sq) // 2
-        return self.hp.consistency * (sq[:n].mean() + sq[n:].mean())
+        # (1) D, one forward over both halves (one spectral-norm power iteration), through
+        # DiffAugment when on, plus bCR's re-augmented views when D is consistency-regularised.
+        opt_d.zero_grad(set_to_none=True)
+        x = diff_augment(torch.cat([real, fake.detach()]), hp.diffaug)
+        if hp.consistency > 0:
+            x = torch.cat([x, diff_augment(x, hp.cr_aug)])
+        out = d(x).float()
+        n = len(out) // (4 if hp.consistency > 0 else 2)  # rows per half (PacGAN: packs)
+        out_real, out_fake = out[:n, 0], out[n : 2 * n, 0]
+        loss_d = d_loss(hp, out_real, True) + d_loss(hp, out_fake, False)
+        if hp.consistency > 0:  # bCR: lambda * (E_real + E_fake) ||D(x) - D(T(x))||^2
+            sq = (out[: 2 * n] - out[2 * n :]).pow(2).sum(1)
+            loss_d = loss_d + hp.consistency * (sq[:n].mean() + sq[n:].mean())
+        self.backward(loss_d)
+        opt_d.step()
 
-    def d_loss(self, out: torch.Tensor, real: bool, y: torch.Tensor | None) -> torch.Tensor:
-        s = out[:, 0].float()
-        if self.hp.loss == "hinge":
-            return F.relu(1.0 - s).mean() if real else F.relu(1.0 + s).mean()
-        target = torch.full_like(s, 1.0 - self.hp.label_smoothing if real else 0.0)
-        if self.hp.label_flip > 0:
-            flip = torch.rand_like(s) < self.hp.label_flip
-            target = torch.where(flip, 1.0 - target, target)
-        return F.binary_cross_entropy_with_logits(s, target)
-
-    def g_loss(self, out: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        if self.hp.loss == "hinge":
-            return -out[:, 0].float().mean()
-        return super().g_loss(out, y)
-
-    def d_score(self, out: torch.Tensor) -> torch.Tensor:
-        """Hinge: D's raw score (real should sit above +1, fake below -1)."""
-        return out[:, 0].float().mean() if self.hp.loss == "hinge" else super().d_score(out)
-
-    def after_step(self, step: int) -> None:
-        if "g_ema" in self.nets:
-            decay = warmup_decay(self.hp.ema_decay, step)
-            ema_update(unwrap(self.nets["g_ema"]), unwrap(self.nets["g"]), decay, copy_buffers=True)
-
-    def sampler(self) -> nn.Module:
-        return self.nets["g_ema"] if "g_ema" in self.nets else self.nets["g"]
+        # (2) G, through the same augmentation; D's weight gradients are not needed.
+        opt_g.zero_grad(set_to_none=True)
+        with frozen(d):
+            out_gen = d(diff_augment(fake, hp.diffaug))[:, 0]
+        loss_g = g_loss(hp, out_gen)
+        self.backward(loss_g)
+        opt_g.step()
+        self.update_ema(hp.ema_decay, step)
+        return {
+            "loss/d": loss_d.detach(),
+            "loss/g": loss_g.detach(),
+            "d/real": d_score(hp, out_real),
+            "d/fake": d_score(hp, out_fake),
+        }

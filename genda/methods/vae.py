@@ -28,8 +28,8 @@ from genda.config import ConfigError, bounded
 from genda.data.prepare import DataInfo
 from genda.data.stream import batches
 from genda.methods.base import Batch
-from genda.methods.dcgan import DEFAULTS, check_size, eval_mode
-from genda.methods.generative import GenerativeMethod
+from genda.methods.generative import GAN_DEFAULTS, GenerativeMethod, check_size, eval_mode
+from genda.nets import gan as ladder
 from genda.nets import vae as nets
 
 MSE_SCALE = (
@@ -55,11 +55,11 @@ class VAE(GenerativeMethod):
 
     name = "vae"
     Hparams = VAEHparams
-    defaults = DEFAULTS
+    defaults = GAN_DEFAULTS  # the same 28/32/64 px ladder and memory format as the GANs
 
     def __init__(self, hp: VAEHparams, info: DataInfo) -> None:
         super().__init__(hp, info)
-        check_size(info, self.name)
+        check_size(info, self.name, ladder.SIZES)
         if hp.tsne_attribute and hp.tsne_attribute not in info.attr_names:
             valid = (
                 ", ".join(info.attr_names)

@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         DataConfig(source=args.data, size=args.size, channels=channels), 0
     ).source.train.images
     fid_feat = evaluator.feature_module("features")
+    f_real = gm.embed(real, fid_feat)
 
     k = method.info.num_classes
     labels = torch.arange(k).repeat_interleave(args.n_per_class)
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
         secs = time.perf_counter() - t0
+        f_fake = gm.embed(images, fid_feat)
         rows.append(
             {
                 "sampler": sampler,
@@ -159,14 +161,16 @@ def main(argv: list[str] | None = None) -> dict:
                 "guidance": args.guidance,
                 "images": len(images),
                 "classifier_accuracy": gm.classifier_accuracy(images, labels, evaluator),
-                "fid": round(gm.fid(real, images, fid_feat), 3),
+                "fid": round(gm.fid_features(f_real, f_fake), 3),
+                "fid_interval": [round(v, 3) for v in gm.fid_interval(f_real, f_fake)],
                 "seconds": round(secs, 2),
                 "images_per_s": round(len(images) / secs, 2),
             }
         )
         print(
             f"{_label(rows[-1]):>14} {steps:4d} steps: accuracy {rows[-1]['classifier_accuracy']:6.2f}%  "
-            f"FID {rows[-1]['fid']:8.3f}  {rows[-1]['images_per_s']:8.2f} images/s",
+            f"FID {rows[-1]['fid']:8.3f} {rows[-1]['fid_interval']}  "
+            f"{rows[-1]['images_per_s']:8.2f} images/s",
             flush=True,
         )
 
@@ -191,11 +195,14 @@ def main(argv: list[str] | None = None) -> dict:
         f"\n{args.data}, {trained['steps']} training steps ({train_s_per_step:.3f} s/step), "
         f"evaluator {evaluator.name} ({evaluator.test_accuracy:.2f}% on real test images)"
     )
-    print("| sampler | steps | classifier accuracy (%) | classifier FID | images/s |")
+    print(
+        "| sampler | steps | classifier accuracy (%) | classifier FID [95% bootstrap] | images/s |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for r in rows:
         print(
-            f"| {_label(r)} | {r['steps']} | {r['classifier_accuracy']:.2f} | {r['fid']:.3f} | "
+            f"| {_label(r)} | {r['steps']} | {r['classifier_accuracy']:.2f} | {r['fid']:.3f} "
+            f"[{r['fid_interval'][0]:.3f}, {r['fid_interval'][1]:.3f}] | "
             f"{r['images_per_s']:.2f} |"
         )
     print(f"wrote {out / 'benchmark.json'}")

@@ -331,3 +331,34 @@ def test_progress_frames_become_a_gif_without_changing_training(tmp_path: Path, 
     metrics = json.loads((with_frames / "metrics.json").read_text())
     assert metrics["figures"]["Training progress (fixed noise)"] == "figures/progress.gif"
     assert losses(with_frames) == losses(without)
+
+
+def test_grid_png_reads_back_exactly(tmp_path: Path) -> None:
+    from genda.viz import read_grid, save_grid
+
+    x = torch.randint(0, 256, (7, 1, 28, 28), dtype=torch.uint8)
+    save_grid(x, tmp_path / "g.png", nrow=4)
+    assert torch.equal(read_grid(tmp_path / "g.png", 7, 4, 28, 1), x)
+    with pytest.raises(ValueError, match="not a grid"):
+        read_grid(tmp_path / "g.png", 7, 4, 64, 1)
+
+
+def test_eval_scores_progress_frames_as_accuracy_growth(tmp_path: Path, digits) -> None:
+    """A conditional model's progress frames (4 per class) become progress_accuracy.csv,
+    one row per frame with a Wilson interval, and the accuracy-growth figure."""
+    from genda.engine.generate import evaluate_run
+
+    cfg = config("acgan", steps=3)
+    cfg.train.sample_every = 1
+    train(cfg, tmp_path, data=digits)
+    scores = evaluate_run(tmp_path, n=20, evaluator_steps=20, cache_root=tmp_path / "cache")
+    with open(tmp_path / "progress_accuracy.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert int(r["images"]) == 40  # 4 per class, 10 classes
+        assert float(r["ci_low"]) <= float(r["classifier_accuracy"]) <= float(r["ci_high"])
+    assert (tmp_path / "figures" / "accuracy_growth.png").is_file()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "figures/accuracy_growth.png" in metrics["figures"].values()
+    assert [p["step"] for p in scores["progress_accuracy"]] == [1, 2, 3]

@@ -304,6 +304,7 @@ def evaluate_run(
         out["classifier_accuracy"] = gm.classifier_accuracy(fake, labels, evaluator)
         if dc.attribute and hasattr(method, "sample_pairs") and n >= 2:
             out.update(_score_pairs(method, n // 2, seed, evaluator))
+        out.update(progress_accuracy(run_dir, method, evaluator))
     if _is_face_data(dc.source, method.info):
         from genda.metrics.faces import DEFAULT_PARAMS, face_detection_rate
 
@@ -313,6 +314,55 @@ def evaluate_run(
 
     _merge_metrics(run_dir, out)
     return out
+
+
+def progress_accuracy(run_dir: Path, method, evaluator) -> dict[str, Any]:
+    """Classifier accuracy of the fixed-noise progress frames over training ("accuracy
+    growth"): each frame of a conditional model holds ``PROGRESS_PER_CLASS`` samples per
+    class, read back exactly from its PNG. Writes ``progress_accuracy.csv`` (with 95% Wilson
+    intervals on the frame's sample count) and ``figures/accuracy_growth.png``; nothing
+    when the run saved no frames (``train.sample_every=0`` or a short run)."""
+    from genda.engine.loop import PROGRESS_PER_CLASS
+    from genda.io import write_csv
+    from genda.metrics import generative as gm
+    from genda.metrics.intervals import wilson
+    from genda.viz import plot_xy, read_grid
+
+    frames = sorted((run_dir / "figures" / "progress").glob("*.png"))
+    if not frames:
+        return {}
+    k, info = method.info.num_classes, method.info
+    labels = torch.arange(k).repeat_interleave(PROGRESS_PER_CLASS)
+    rows = []
+    for f in frames:
+        try:
+            images = read_grid(f, len(labels), PROGRESS_PER_CLASS, info.size, info.channels)
+        except ValueError as e:
+            raise DataError(str(e)) from None
+        acc = gm.classifier_accuracy(images, labels, evaluator)
+        lo, hi = wilson(acc, len(labels))
+        rows.append([int(f.stem), round(acc, 2), round(lo, 2), round(hi, 2), len(labels)])
+    write_csv(
+        run_dir / "progress_accuracy.csv",
+        ["step", "classifier_accuracy", "ci_low", "ci_high", "images"],
+        rows,
+    )
+    steps = [r[0] for r in rows]
+    name = "classifier accuracy (%)"
+    plot_xy(
+        {name: (steps, [r[1] for r in rows])},
+        run_dir / "figures" / "accuracy_growth.png",
+        "training step",
+        "%",
+        f"{method.name}: accuracy of the fixed-noise samples over training "
+        f"({len(labels)} per frame, 95% Wilson band)",
+        bands={name: ([r[2] for r in rows], [r[3] for r in rows])},
+    )
+    title = "Accuracy growth: the progress frames' classifier accuracy over training"
+    return {
+        "progress_accuracy": [dict(zip(("step", "accuracy"), r[:2], strict=True)) for r in rows],
+        "figures": {title: "figures/accuracy_growth.png"},
+    }
 
 
 def _merge_metrics(run_dir: Path, scores: dict[str, Any]) -> None:

@@ -24,6 +24,10 @@ from genda.engine.runtime import Runtime
 from genda.errors import GendaError, RunLockedError
 from genda.io import locked, read_json, write_json, write_text, write_yaml
 
+# Progress frames (train.sample_every) of conditional models: this many samples per class,
+# a row each; genda eval scores them for the accuracy-over-training figure.
+PROGRESS_PER_CLASS = 4
+
 
 def build_method(cfg: ExperimentConfig, info):
     """Instantiate the configured method with validated hyper-parameters."""
@@ -316,7 +320,9 @@ def _progress_frame(method: Any, rt: Runtime, path: Path) -> None:
     try:
         with rt.local(method), torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(0)
-            images, nrow = method.grid(per_class=4, n=32, **method.progress_options)
+            images, nrow = method.grid(
+                per_class=PROGRESS_PER_CLASS, n=32, **method.progress_options
+            )
     finally:
         method.train()
     save_grid(images, path, nrow=nrow)

@@ -19,6 +19,7 @@ _REGISTRY: dict[str, str] = {
     "dcgan": "genda.methods.dcgan:DCGAN",
     "gan": "genda.methods.gan:GAN",
     "acgan": "genda.methods.acgan:ACGAN",
+    "stylegan2": "genda.methods.stylegan2:StyleGAN2",
     "vae": "genda.methods.vae:VAE",
 }
 

@@ -18,33 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genda.io import TABLE_COLUMNS, write_text
+from genda.metrics.intervals import t_interval, wilson
 from genda.report.render import Block, Bullets, Heading, Paragraph, Table, md_table, to_markdown
 
 LOWER_BOUND = "source-only"
 UPPER_BOUND = "target-only"
 
 Pair = tuple[str, str]
-
-
-CONFIDENCE = 0.95
-
-
-def wilson(accuracy: float, images: int) -> tuple[float, float]:
-    """95% Wilson score interval (percent) of an accuracy measured on ``images`` images."""
-    from scipy.stats import binomtest
-
-    ci = binomtest(round(accuracy / 100 * images), images).proportion_ci(CONFIDENCE, "wilson")
-    return 100 * ci.low, 100 * ci.high
-
-
-def t_interval(values: list[float]) -> tuple[float, float]:
-    """95% Student-t interval of the mean of ``values`` (two or more accuracies), clipped
-    to [0, 100] where an accuracy can lie (with 2 seeds t is 12.7: wide, and honest)."""
-    from scipy.stats import t
-
-    mean, n = statistics.fmean(values), len(values)
-    half = t.ppf(0.5 + CONFIDENCE / 2, n - 1) * statistics.stdev(values) / n**0.5
-    return max(mean - half, 0.0), min(mean + half, 100.0)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ from genda.viz.figures import (
     read_history,
 )
 from genda.viz.files import save_figure
-from genda.viz.images import plot_pairs, plot_recon, plot_strip, save_gif, save_grid, to_uint8
+from genda.viz.images import (
+    plot_pairs,
+    plot_recon,
+    plot_strip,
+    read_grid,
+    save_gif,
+    save_grid,
+    to_uint8,
+)
 
 __all__ = [
     "plot_confusion",
@@ -20,6 +28,7 @@ __all__ = [
     "plot_strip",
     "plot_tsne",
     "plot_xy",
+    "read_grid",
     "read_history",
     "save_figure",
     "save_gif",

@@ -224,12 +224,17 @@ def plot_xy(
     xlabel: str,
     ylabel: str,
     title: str = "",
+    bands: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None,
 ) -> Path:
-    """Generic line plot of named ``(xs, ys)`` series, e.g. accuracy vs seconds per pipeline."""
+    """Generic line plot of named ``(xs, ys)`` series, e.g. accuracy vs seconds per pipeline;
+    ``bands`` shades a ``(low, high)`` interval around the series of the same name."""
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
     for name, (xs, ys) in series.items():
-        ax.plot(_np(xs), _np(ys), marker="o", markersize=3, linewidth=1.2, label=name)
+        (line,) = ax.plot(_np(xs), _np(ys), marker="o", markersize=3, linewidth=1.2, label=name)
+        if bands and name in bands:
+            lo, hi = bands[name]
+            ax.fill_between(_np(xs), _np(lo), _np(hi), color=line.get_color(), alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

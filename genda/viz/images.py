@@ -57,6 +57,29 @@ def save_grid(
     return Path(path)
 
 
+def read_grid(
+    path: PathLike, n: int, nrow: int, size: int, channels: int, padding: int = 2
+) -> torch.Tensor:
+    """The first ``n`` uint8 images ``[n, channels, size, size]`` of a grid written by
+    :func:`save_grid`; exact, because the grid is a lossless PNG at full resolution."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        a = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+    step, rows = size + padding, -(-n // nrow)
+    if a.shape[1] < rows * step + padding or a.shape[2] < min(n, nrow) * step + padding:
+        raise ValueError(
+            f"{path}: a {a.shape[2]}x{a.shape[1]} image is not a grid of {n} {size}-px images "
+            f"in rows of {nrow}"
+        )
+    cells = []
+    for i in range(n):
+        y, x = (padding + k * step for k in divmod(i, nrow))
+        cells.append(a[:, y : y + size, x : x + size])
+    images = torch.stack(cells)
+    return images[:, :1] if channels == 1 else images
+
+
 def save_gif(frames: Sequence[PathLike], path: PathLike, ms_per_frame: int = 250) -> Path:
     """Animate PNG ``frames`` (e.g. sample grids over training) as a looping GIF; the last
     frame is held three times as long, so the final state is what the eye rests on."""

@@ -23,3 +23,22 @@ def test_quick_demo_writes_table_runs_and_report(tmp_path: Path) -> None:
     for name in ("ADDA", "DANN", "lower bound", "upper bound", "acgan", "ddpm", "vae"):
         assert name in report, name
     assert (out / "report.html").stat().st_size > 10_000
+    # One section per problem, in the fixed order; the contents list links to each.
+    import re
+
+    from genda.report.sections import SECTIONS
+
+    headings = re.findall(r"^## (.+)$", report, flags=re.M)
+    order = [s.heading for s in SECTIONS]
+    assert headings == [h for h in order if h in headings]
+    assert headings[:4] == ["GAN models", "ACGAN", "VAE", "Diffusion"]
+    assert "Domain adaptation" in headings and "Adaptation methods beyond DANN" in headings
+    page = (out / "report.html").read_text()
+    ids = set(re.findall(r'<h\d id="([^"]+)"', page))
+    links = re.findall(r'<a href="#([^"]+)"', page)
+    assert links and set(links) <= ids
+    text = re.sub(r"<(script|style)>.*?</\1>|<[^>]+>", "", page, flags=re.S)
+    assert "`" not in text and "± 0.0" not in text
+    # Every method's t-SNE of one pair side by side, and each run's figures in a gallery.
+    assert "#### t-SNE by class: digits → digits-m" in report
+    assert page.count('<div class="gallery">') >= len(DEMO_GENERATIVE)

@@ -22,10 +22,12 @@ import yaml
 
 from genda.errors import ReportError
 from genda.io import atomic_path, write_text
-from genda.report.generative import generative_blocks
+from genda.report.generative import generative_observations, generative_table
 from genda.report.render import (
     Block,
+    Bullets,
     Code,
+    Gallery,
     Heading,
     Image,
     Paragraph,
@@ -34,6 +36,7 @@ from genda.report.render import (
     to_markdown,
     with_toc,
 )
+from genda.report.sections import OTHER, SECTIONS, Section, name, section_of
 from genda.report.tables import (
     TableSummary,
     method_label,
@@ -47,8 +50,6 @@ from genda.viz.figures import plot_confusion
 
 # Directories inside a run that never hold runs or tables: not worth walking (tb/ can be huge).
 _SKIP_DIRS = {"checkpoints", "tb", "figures"}
-# Metrics worth a column in the overview table, in this order, when any run has them.
-_HEADLINE = ("target_accuracy", "source_accuracy", "fid", "inception_score", "classifier_accuracy")
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,9 @@ class _Builder:
     out: Path
     blocks: list[Block] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
+    # Figures already shown in a section's gallery (a pair's t-SNE row): not again per run.
+    shown: set[Path] = field(default_factory=set)
+    explained: bool = False  # the generative scores' explanation is given once, first
 
     def figure_path(self, label: str, name: str) -> Path:
         stem = f"{_slug(label)}__{_slug(Path(name).with_suffix('').as_posix())}"
@@ -228,29 +232,34 @@ class _Builder:
         self.used.add(candidate)
         return self.out / "figures" / f"{candidate}.png"
 
-    def add_image(self, title: str, dest: Path) -> None:
-        self.blocks.append(Image(title, dest, dest.relative_to(self.out).as_posix()))
+    def image(self, title: str, dest: Path) -> Image:
+        return Image(title, dest, dest.relative_to(self.out).as_posix())
 
-    def copy_image(self, title: str, src: Path, label: str, name: str) -> None:
+    def copy_image(self, title: str, src: Path, label: str, name: str) -> Image:
         dest = self.figure_path(label, name)
         with atomic_path(dest) as tmp:
             shutil.copyfile(src, tmp)
-        self.add_image(title, dest)
+        return self.image(title, dest)
 
     # --- runs --------------------------------------------------------------------------
 
-    def add_run(self, run: Run) -> None:
-        """Settings that matter (changes from genda's defaults marked), the architecture and
-        the figures; then the whole config and every metric, collapsed in HTML."""
+    def add_run(self, run: Run, level: int = 3) -> None:
+        """One model: the settings that matter (changes from genda's defaults marked), the
+        architecture (collapsed), its figures side by side, then the whole config and every
+        metric (collapsed in HTML)."""
         b = self.blocks
-        b.append(Heading(f"Run: {run.label}", 2))
+        b.append(
+            Heading(
+                f"{name(run.metrics.get('method', run.config.get('method')))}: {run.label}", level
+            )
+        )
         details = implementation_details(run.config)
         if details is not None:
-            b += [Heading("Implementation details", 3), details]
+            b += [Heading("Implementation details", level + 1), details]
         arch = run.path / "architecture.txt"
         if arch.is_file():
             b.append(Code(arch.read_text(encoding="utf-8", errors="replace"), "Architecture"))
-        self.add_run_figures(run)
+        self.add_run_figures(run, level + 1)
         if run.config:
             b.append(Code(yaml.safe_dump(run.config, sort_keys=False), "Full configuration"))
         scalars = flatten(
@@ -259,54 +268,94 @@ class _Builder:
         if scalars:
             b.append(Code("\n".join(f"{k}: {v}" for k, v in scalars), "All metrics"))
 
-    def add_run_figures(self, run: Run) -> None:
-        """Listed figures first (in listed order), then unlisted PNGs, then a confusion plot."""
+    def listed_figures(self, run: Run) -> tuple[list[tuple[str, Path]], list[str]]:
+        """``(title, file)`` of the run's figures: listed ones in listed order, then unlisted
+        PNGs in ``figures/``; and the listed ones whose file is missing."""
         listed = run.metrics.get("figures")
         listed = listed if isinstance(listed, Mapping) else {}
-        start = len(self.blocks)
-        self.blocks.append(Heading("Figures", 3))
-        seen: set[Path] = set()
+        found: list[tuple[str, Path]] = []
         missing: list[str] = []
         for title, rel in listed.items():
             src = (run.path / str(rel)).resolve()
             if src.is_file():
-                seen.add(src)
-                self.copy_image(str(title), src, run.label, str(rel))
+                found.append((str(title), src))
             else:
                 missing.append(f"{title} ({rel})")
+        seen = {src for _, src in found}
         fig_dir = run.path / "figures"
         for src in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
             if src.resolve() not in seen:
-                rel = src.relative_to(run.path).as_posix()
-                self.copy_image(src.stem.replace("_", " "), src, run.label, rel)
-                seen.add(src.resolve())
-        names = [str(t).lower() for t in listed] + [p.name.lower() for p in seen]
+                found.append((src.stem.replace("_", " "), src.resolve()))
+        return found, missing
+
+    def add_run_figures(self, run: Run, level: int) -> None:
+        """The run's figures in one gallery, plus a confusion plot when only numbers exist."""
+        found, missing = self.listed_figures(run)
+        images = [
+            self.copy_image(title, src, run.label, src.relative_to(run.path.resolve()).as_posix())
+            for title, src in found
+            if src not in self.shown
+        ]
+        names = [t.lower() for t, _ in found] + [src.name.lower() for _, src in found]
         confusion = run.metrics.get("confusion")
         if isinstance(confusion, list) and confusion and not any("confusion" in n for n in names):
             dest = self.figure_path(run.label, "confusion")
             classes = run.metrics.get("classes") or [str(i) for i in range(len(confusion))]
             plot_confusion(confusion, classes, dest, "Confusion matrix (target test set)")
-            self.add_image("Confusion matrix (target test set)", dest)
+            images.append(self.image("Confusion matrix (target test set)", dest))
+        notes = []
+        if any(src in self.shown for _, src in found):
+            notes.append("Its t-SNE plots are in the pair's gallery above.")
         if missing:
-            self.blocks.append(Paragraph("Missing figure files: " + "; ".join(missing) + "."))
-        if len(self.blocks) == start + 1:  # nothing under the heading
-            self.blocks.pop()
+            notes.append("Missing figure files: " + "; ".join(missing) + ".")
+        if images or notes:
+            self.blocks.append(Heading("Figures", level))
+        if images:
+            self.blocks.append(Gallery(tuple(images)))
+        if notes:
+            self.blocks.append(Paragraph(" ".join(notes)))
 
     # --- tables -------------------------------------------------------------------------
 
     def add_table(self, path: Path, label: str, runs: list[Run]) -> None:
+        """The UDA table, its per-class breakdown and, per pair, every method's t-SNE side
+        by side (first seed): the figure the course reports compare methods by."""
         summary = summarise(read_table(path / "table.csv"))
-        self.blocks.append(Heading(f"Domain adaptation: {label}", 2))
-        self.blocks += table_blocks(summary, level=2)
+        self.blocks.append(Heading(f"Table: {label}", 3))
+        self.blocks += table_blocks(summary, level=3)
         inside = [r for r in runs if r.path.is_relative_to(path)]
-        self.blocks += per_class_blocks(summary, inside)
+        self.blocks += per_class_blocks(summary, inside, level=4)
+        for pair in summary.pairs:
+            self.add_tsne_gallery(pair, summary.methods, inside)
+
+    def add_tsne_gallery(self, pair: tuple[str, str], methods: list[str], runs: list[Run]) -> None:
+        first: dict[str, Run] = {}
+        for r in sorted(runs, key=lambda r: (str(r.metrics.get("seed")), r.label)):
+            m = r.metrics
+            if (str(m.get("source")), str(m.get("target"))) == pair:
+                first.setdefault(str(m.get("method")), r)
+        rows: dict[str, list[Image]] = {"class": [], "domain": []}
+        for method in order_methods(methods):
+            run = first.get(method)
+            for title, src in self.listed_figures(run)[0] if run else []:
+                kind = next((k for k in rows if f"t-sne by {k}" in title.lower()), None)
+                if kind is not None:
+                    rel = src.relative_to(run.path.resolve()).as_posix()
+                    rows[kind].append(self.copy_image(name(method), src, run.label, rel))
+                    self.shown.add(src)
+        for kind, images in rows.items():
+            if images:
+                self.blocks += [
+                    Heading(f"t-SNE by {kind}: {pair_label(pair)}", 4),
+                    Gallery(tuple(images), per_row=len(images)),
+                ]
 
     def add_matrix(self, path: Path) -> None:
         """The train x test accuracy matrix of ``genda uda matrix`` and its heat map."""
         with (path / "matrix.csv").open(newline="", encoding="utf-8") as f:
             header, *rows = list(csv.reader(f))
         self.blocks += [
-            Heading(f"Cross-domain accuracy: {path.name}", 2),
+            Heading(f"Cross-domain accuracy: {path.name}", 3),
             Paragraph(
                 "Source-only classifiers: rows trained on, columns tested on (%); the "
                 "diagonal is in-domain test accuracy."
@@ -314,21 +363,39 @@ class _Builder:
             Table(tuple(header), tuple(tuple(r) for r in rows)),
         ]
         if (path / "matrix.png").is_file():
-            self.copy_image("Cross-domain accuracy", path / "matrix.png", path.name, "matrix")
-
-    def add_overview(self, runs: list[Run]) -> None:
-        """One line per run, with the headline metrics any run reported."""
-        keys = [k for k in _HEADLINE if any(k in r.metrics for r in runs)]
-        header = ("Run", "Method", "Seed", "Steps", "Wall time (s)", *keys)
-        rows = tuple(
-            (
-                r.label,
-                *(fmt(r.metrics.get(k)) for k in ("method", "seed", "steps", "wall_time_s")),
-                *(fmt(r.metrics.get(k)) for k in keys),
+            image = self.copy_image(
+                "Cross-domain accuracy", path / "matrix.png", path.name, "matrix"
             )
-            for r in runs
-        )
-        self.blocks += [Heading("Runs overview", 2), Table(header, rows)]
+            self.blocks.append(image)
+
+    # --- sections -----------------------------------------------------------------------
+
+    def add_section(
+        self,
+        section: Section,
+        runs: list[Run],
+        tables: list[tuple[Path, str]],
+        matrices: list[Path],
+        all_runs: list[Run],
+    ) -> None:
+        """One problem: results first, then each model, then what the numbers say."""
+        if not (runs or tables or matrices):
+            return
+        self.blocks += [Heading(section.heading, 2), Paragraph(section.intro)]
+        pairs = [(r.label, r.metrics) for r in runs]
+        if section.generative:
+            table = generative_table(pairs, explain=not self.explained)
+            self.explained = self.explained or bool(table)
+            self.blocks += table
+        for path, label in tables:
+            self.add_table(path, label, all_runs)
+        for path in matrices:
+            self.add_matrix(path)
+        for run in runs:
+            self.add_run(run)
+        notes = generative_observations(pairs) if section.generative else []
+        if notes:
+            self.blocks += [Heading(f"Observations: {section.heading}", 3), Bullets(tuple(notes))]
 
 
 def _mean_columns(per_seed: list[list[float]]) -> list[float]:
@@ -338,7 +405,7 @@ def _mean_columns(per_seed: list[list[float]]) -> list[float]:
     return [statistics.fmean(col) for col in zip(*same, strict=True)]
 
 
-def per_class_blocks(summary: TableSummary, runs: list[Run]) -> list[Block]:
+def per_class_blocks(summary: TableSummary, runs: list[Run], level: int = 3) -> list[Block]:
     """Per pair: class × method table of per-class target accuracy, averaged over seeds.
 
     Classes are rows (there may be 31 of them), methods are columns (there are few).
@@ -376,10 +443,19 @@ def per_class_blocks(summary: TableSummary, runs: list[Run]) -> list[Block]:
             for i in range(k)
         )
         blocks += [
-            Heading(f"Per-class target accuracy (%): {pair_label(pair)}", 3),
+            Heading(f"Per-class target accuracy (%): {pair_label(pair)}", level),
             Table(("Class", *(method_label(m) for m in methods)), rows),
         ]
     return blocks
+
+
+def _run_order(run: Run, section: Section) -> tuple:
+    """Runs of a section by pair, then in the section's method order (lower bound,
+    adaptation, upper bound), then by label (seeds)."""
+    m = run.metrics
+    method = str(m.get("method", run.config.get("method", ""))).lower()
+    rank = section.methods.index(method) if method in section.methods else len(section.methods)
+    return (str(m.get("source", "")), str(m.get("target", "")), rank, run.label)
 
 
 def build_report(
@@ -388,7 +464,8 @@ def build_report(
     """Write ``out/report.md`` and ``out/report.html`` (and with ``pdf`` ``out/report.pdf``,
     printed by a headless browser) for every run and table under ``paths``.
 
-    Tables come first (they summarise), then an overview of runs, then each run in detail.
+    One section per problem, in the order of :data:`genda.report.sections.SECTIONS` (GANs,
+    ACGAN, VAE, diffusion, domain adaptation, further adaptation methods), then any other runs.
     """
     tables, found_runs = discover(paths)
     if not tables and not found_runs:
@@ -401,17 +478,21 @@ def build_report(
     builder = _Builder(out)
     builder.blocks += [
         Heading(title, 1),
-        Paragraph(f"{len(tables)} table(s) and {len(runs)} run(s)."),
+        Paragraph(f"{len(tables)} table(s) and {len(runs)} run(s), one section per problem."),
     ]
-    for path, label in tables:
-        builder.add_table(path, label, runs)
-    for path in _matrices(paths):
-        builder.add_matrix(path)
-    builder.blocks += generative_blocks([(r.label, r.metrics) for r in runs])
-    if runs:
-        builder.add_overview(runs)
-    for run in runs:
-        builder.add_run(run)
+    grouped: dict[str, list[Run]] = {}
+    for r in runs:
+        method = r.metrics.get("method", r.config.get("method"))
+        grouped.setdefault(section_of(method).heading, []).append(r)
+    for section in (*SECTIONS, OTHER):
+        uda = section.heading == "Domain adaptation"
+        builder.add_section(
+            section,
+            sorted(grouped.get(section.heading, []), key=lambda r: _run_order(r, section)),
+            tables if uda else [],
+            _matrices(paths) if uda else [],
+            runs,
+        )
     blocks = with_toc(builder.blocks)
     md = write_text(out / "report.md", to_markdown(blocks))
     page = write_text(out / "report.html", to_html(blocks, title))

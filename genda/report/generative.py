@@ -13,16 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from genda.report.render import Block, Bullets, Heading, Paragraph, Table
-
-# Display names of the generative methods (the registry's names are short).
-NAMES = {
-    "dcgan": "DCGAN (model A)",
-    "gan": "Improved GAN (model B)",
-    "acgan": "ACGAN",
-    "vae": "VAE",
-    "ddpm": "Conditional DDPM (CFG)",
-}
+from genda.report.render import Block, Paragraph, Table
+from genda.report.sections import name
 
 
 def _is_scored(m: Mapping[str, Any]) -> bool:
@@ -51,7 +43,7 @@ def _row(label: str, m: Mapping[str, Any]) -> tuple[str, ...]:
     face = m.get("face_detection_rate")
     return (
         label,
-        NAMES.get(str(m.get("method")), str(m.get("method"))),
+        name(m.get("method")),
         str(m.get("source", "—")),
         str(m.get("steps", "—")),
         _num(m.get("wall_time_s"), ".0f"),
@@ -96,17 +88,17 @@ def _compare_gans(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
 
 
 def _observe(label: str, m: Mapping[str, Any]) -> list[str]:
-    name = NAMES.get(str(m.get("method")), str(m.get("method")))
+    model = name(m.get("method"))
     found = []
     if m.get("classifier_accuracy") is not None:
         found.append(
-            f"{name} ({label}): {m['classifier_accuracy']:.1f}% of its samples are recognised as "
+            f"{model} ({label}): {m['classifier_accuracy']:.1f}% of its samples are recognised as "
             f"the class they were asked for by the evaluation classifier, which scores "
             f"{_num(m.get('evaluator_accuracy'), '.1f')}% on real test images."
         )
     if m.get("pair_accuracy") is not None:
         found.append(
-            f"{name} ({label}): in {m['pair_n']} pairs drawn from the same noise with the "
+            f"{model} ({label}): in {m['pair_n']} pairs drawn from the same noise with the "
             f"attribute off and on, the evaluation classifier judges {m['pair_accuracy']:.1f}% "
             f"of the images as asked (off {m['pair_accuracy_off']:.1f}%, on "
             f"{m['pair_accuracy_on']:.1f}%) and both images right in "
@@ -114,16 +106,19 @@ def _observe(label: str, m: Mapping[str, Any]) -> list[str]:
         )
     if m.get("face_detection_rate") is not None:
         found.append(
-            f"{name} ({label}): the Haar-cascade detector finds a face in "
+            f"{model} ({label}): the Haar-cascade detector finds a face in "
             f"{m['face_detection_rate']:.1f}% of samples and in "
             f"{_num(m.get('face_detection_rate_real'), '.1f')}% of real test faces."
         )
     return found
 
 
-def generative_blocks(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Block]:
-    """Heading, table and observations for the scored generative runs among ``runs``
-    (``(label, metrics)`` pairs); nothing when there are none."""
+def generative_table(
+    runs: Sequence[tuple[str, Mapping[str, Any]]], explain: bool = True
+) -> list[Block]:
+    """One table over the scored generative runs among ``runs`` (``(label, metrics)``
+    pairs), without the columns none of them has, after a paragraph on what the scores
+    mean (``explain``; a report says it once); nothing when no run is scored."""
     scored = [(label, m) for label, m in runs if _is_scored(m)]
     if not scored:
         return []
@@ -141,9 +136,12 @@ def generative_blocks(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Blo
         "Face-detection rate",
         "Recon. MSE",
     )
-    notes = _compare_gans(scored) + [o for label, m in scored for o in _observe(label, m)]
-    blocks: list[Block] = [
-        Heading("Generative models", 2),
+    rows = [_row(label, m) for label, m in scored]
+    keep = [i for i in range(len(header)) if i < 5 or any(r[i] != "—" for r in rows)]
+    table = Table(tuple(header[i] for i in keep), tuple(tuple(r[i] for i in keep) for r in rows))
+    if not explain:
+        return [table]
+    return [
         Paragraph(
             "FID and Inception Score are computed by torchmetrics on the features of the "
             "extractor named in brackets: `classifier:<data>` is genda's evaluation classifier "
@@ -154,8 +152,12 @@ def generative_blocks(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Blo
             "subsets) and improved precision / recall (k = 3; low recall = mode collapse) use the "
             "same features."
         ),
-        Table(header, tuple(_row(label, m) for label, m in scored)),
+        table,
     ]
-    if notes:
-        blocks += [Heading("Observations", 3), Bullets(tuple(notes))]
-    return blocks
+
+
+def generative_observations(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Sentences stated from the scored runs' numbers (comparisons only within noise-aware
+    intervals and the same extractor)."""
+    scored = [(label, m) for label, m in runs if _is_scored(m)]
+    return _compare_gans(scored) + [o for label, m in scored for o in _observe(label, m)]

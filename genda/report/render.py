@@ -54,13 +54,21 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Gallery:
+    """Figures side by side: a responsive grid in HTML, rows of ``per_row`` in Markdown."""
+
+    images: tuple[Image, ...]
+    per_row: int = 3
+
+
+@dataclass(frozen=True)
 class Toc:
     """The table of contents: Markdown links ``[text](#id)``."""
 
     items: tuple[str, ...]
 
 
-Block = Heading | Paragraph | Bullets | Table | Code | Image | Toc
+Block = Heading | Paragraph | Bullets | Table | Code | Image | Gallery | Toc
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
@@ -82,6 +90,9 @@ figure img.zoom { position: fixed; inset: 0; margin: auto; max-width: 96vw; max-
                   width: auto; z-index: 10; background: #fff; box-shadow: 0 0 0 100vmax #000a;
                   cursor: zoom-out; }
 figcaption { font-size: 0.9em; color: #555; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
+           gap: 0.8em; align-items: start; margin: 0.5em 0 1em; }
+.gallery figure { margin: 0; }
 details summary { cursor: pointer; }
 """.strip()
 
@@ -129,9 +140,11 @@ def with_toc(blocks: list[Block], levels: tuple[int, ...] = (2,)) -> list[Block]
 
 
 def _inline(text: str) -> str:
-    """Escaped HTML of one line of Markdown-ish text: `code` spans and [text](#id) links."""
+    """Escaped HTML of one line of Markdown-ish text: `code` spans, **bold** and [text](#id)
+    links."""
     out = html.escape(text, quote=False)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
     return re.sub(r"\[([^\]]+)\]\((#[^)\s]+)\)", r'<a href="\2">\1</a>', out)
 
 
@@ -167,6 +180,13 @@ def to_markdown(blocks: list[Block]) -> str:
             parts.append(f"{b.summary}:\n\n{fence}text\n{b.text.rstrip()}\n{fence}")
         elif isinstance(b, Image):
             parts.append(f"**{b.title}**\n\n![{b.title}]({b.rel})")
+        elif isinstance(b, Gallery):
+            # GitHub and HackMD render images inside table cells: one row of figures each.
+            for i in range(0, len(b.images), b.per_row):
+                row = b.images[i : i + b.per_row]
+                header = tuple(im.title for im in row)
+                cells = (tuple(f"![{im.title}]({im.rel})" for im in row),)
+                parts.append(md_table(Table(header, cells)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -201,6 +221,8 @@ def _html_block(b: Block, anchor: str | None = None) -> str:
             f'<figure><img src="{_data_uri(b.file)}" alt="{e(b.title)}">'
             f"<figcaption>{_inline(b.title)}</figcaption></figure>"
         )
+    if isinstance(b, Gallery):
+        return '<div class="gallery">\n' + "\n".join(map(_html_block, b.images)) + "\n</div>"
     raise TypeError(f"unknown block {type(b).__name__}")
 
 

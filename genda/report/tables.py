@@ -20,6 +20,7 @@ from pathlib import Path
 from genda.io import TABLE_COLUMNS, write_text
 from genda.metrics.intervals import t_interval, wilson
 from genda.report.render import Block, Bullets, Heading, Paragraph, Table, md_table, to_markdown
+from genda.report.sections import NAMES
 
 LOWER_BOUND = "source-only"
 UPPER_BOUND = "target-only"
@@ -82,22 +83,9 @@ class TableSummary:
 
 
 # How method names are written in tables and sentences (papers' spelling).
-DISPLAY_NAMES = {
-    "dann": "DANN",
-    "adda": "ADDA",
-    "dsn": "DSN",
-    "pixelda": "PixelDA",
-    "selftrain": "Self-training",
-    "dcgan": "DCGAN",
-    "acgan": "ACGAN",
-    "vae": "VAE",
-    "ddpm": "DDPM",
-    "gan": "Improved GAN",
-}
-
-
 def display_name(method: str) -> str:
-    return DISPLAY_NAMES.get(method, method)
+    """A method's name in table rows and sentences (``DANN``, ``Self-training``)."""
+    return NAMES.get(method, method)
 
 
 def method_label(method: str) -> str:

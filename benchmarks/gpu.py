@@ -7,7 +7,8 @@ with the repository's venv is enough; ``--device cpu --smoke`` checks the script
     .venv/bin/python benchmarks/gpu.py --device cpu --smoke  # wiring check anywhere (~1 min)
 
 Throughput is genda's own step (``GendaSteps``: the real Runtime, Stream and train_step) on
-DANN (28 px digits, 128 + 128), DCGAN (64 px, batch 64) and DDPM (28 px, batch 256).
+DANN (28 px digits, 128 + 128), DCGAN and StyleGAN2 (64 px, batch 64) and DDPM (28 px,
+batch 256).
 The conventional-pipeline baselines of ``pipeline.py`` / ``gen_pipeline.py`` are CPU-only
 today; on a GPU compare against their CPU figures or add a device to them.
 """
@@ -31,6 +32,7 @@ MODELS: dict[str, dict[str, Any]] = {
     },
     "dcgan": {"data": {"source": "digits", "size": 64, "channels": 1}, "batch": 64},
     "ddpm": {"data": {"source": "digits", "size": 28, "channels": 1}, "batch": 256},
+    "stylegan2": {"data": {"source": "digits", "size": 64, "channels": 1}, "batch": 64},
 }
 
 

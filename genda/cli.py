@@ -252,7 +252,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from genda.demo import run_demo
 
-    run_demo(Path(args.out), quick=args.quick)
+    run_demo(Path(args.out), quick=args.quick, jobs=args.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on embedded data, ending with a report")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
+    demo.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="runs side by side in one-thread processes (default: one per core, at most 4; "
+        "1 with --quick)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     meth = sub.add_parser("methods", help="list methods and their hyper-parameters")

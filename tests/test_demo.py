@@ -10,8 +10,9 @@ from genda.demo import DEMO_GENERATIVE, DEMO_PAIRS, DEMO_UDA_METHODS
 
 
 def test_quick_demo_writes_table_runs_and_report(tmp_path: Path) -> None:
+    """Two runs at a time, as the full demo does on a 2-core machine."""
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) in (0, None)
+    assert main(["demo", "--quick", "--jobs", "2", "--out", str(out)]) in (0, None)
     with open(out / "uda" / "table.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     cells = {(r["method"], r["source"], r["target"]) for r in rows}

@@ -68,6 +68,23 @@ class GenerativeMethod(Method):
             )
         return labels
 
+    def latents(self, noise: torch.Tensor | None, n: int, dim: int) -> torch.Tensor:
+        """``noise`` checked to be ``[n, dim]``, or ``n`` latents drawn from N(0, I) (with
+        the global RNG), on the method's device."""
+        if noise is None:
+            return torch.randn(n, dim, device=self.device)
+        if tuple(noise.shape) != (n, dim):
+            raise ValueError(f"noise must be [{n}, {dim}], got {tuple(noise.shape)}")
+        return noise.to(self.device)
+
+    def images(self, chunks: list[torch.Tensor]) -> torch.Tensor:
+        """Batches of generated images as one float tensor clamped to [-1, 1] (``[0, C, H,
+        W]`` when there are none)."""
+        if not chunks:
+            s, c = self.info.size, self.info.channels
+            return torch.empty(0, c, s, s, device=self.device)
+        return torch.cat([x.float() for x in chunks]).clamp_(-1, 1)
+
     def grid(self, per_class: int = 10, n: int = 64, **options: Any) -> tuple[torch.Tensor, int]:
         """Samples for a figure and its images per row: ``per_class`` per class (a row each)
         for conditional models, else ``n`` in rows of 8."""
@@ -164,17 +181,10 @@ class LatentGAN(GenerativeMethod):
         generator's forward (StyleGAN2: ``psi`` for truncation).
         """
         labels = self.check_labels(labels, n)
-        dev = self.device
-        if noise is None:
-            noise = torch.randn(n, self.hp.nz, device=dev)
-        elif tuple(noise.shape) != (n, self.hp.nz):
-            raise ValueError(f"noise must be [{n}, {self.hp.nz}], got {tuple(noise.shape)}")
-        noise = noise.to(dev)
+        z = self.latents(noise, n, self.hp.nz)
         out = []
         with eval_mode(self.sampler()) as g:
             for i in range(0, n, batch_size):
                 y = None if labels is None else labels[i : i + batch_size]
-                out.append(g(self.generator_input(noise[i : i + batch_size], y), **options).float())
-        if not out:  # n == 0
-            return torch.empty(0, self.info.channels, self.info.size, self.info.size, device=dev)
-        return torch.cat(out).clamp_(-1, 1)
+                out.append(g(self.generator_input(z[i : i + batch_size], y), **options))
+        return self.images(out)

@@ -115,20 +115,9 @@ class VAE(GenerativeMethod):
     ) -> torch.Tensor:
         """Decode ``n`` latents drawn from the prior N(0, I) (or given as ``noise``)."""
         self.check_labels(labels, n)
-        z = (
-            torch.randn(n, self.hp.latent, device=self.device)
-            if noise is None
-            else noise.to(self.device)
-        )
-        if tuple(z.shape) != (n, self.hp.latent):
-            raise ValueError(f"noise must be [{n}, {self.hp.latent}], got {tuple(z.shape)}")
+        z = self.latents(noise, n, self.hp.latent)
         with eval_mode(self.nets["decoder"]) as dec:
-            out = [dec(c).float() for c in z.split(batch_size)]
-        if not out:  # n == 0
-            return torch.empty(
-                0, self.info.channels, self.info.size, self.info.size, device=z.device
-            )
-        return torch.cat(out).clamp_(-1, 1)
+            return self.images([dec(c) for c in z.split(batch_size)])
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ Optional :class:`LinearAttention` layers sit at chosen resolutions in both netwo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -263,20 +264,14 @@ class Generator(nn.Module):
         rgb = self.rgb4(x, ws[:, 1])
         for i, (block, to_rgb) in enumerate(zip(self.blocks, self.rgbs, strict=True)):
             x = block[1](block[0](x, ws[:, 1 + 2 * i]), ws[:, 2 + 2 * i])
-            attn = self.attn[str(x.shape[-1])] if str(x.shape[-1]) in self.attn else None
-            if attn is not None:
-                x = attn(x)
+            if str(x.shape[-1]) in self.attn:
+                x = self.attn[str(x.shape[-1])](x)
             rgb = up2(rgb) + to_rgb(x, ws[:, 2 + 2 * i])
         return rgb
 
-    def forward(
-        self,
-        z: torch.Tensor,
-        z2: torch.Tensor | None = None,
-        cut: int | None = None,
-        psi: float = 1.0,
-    ) -> torch.Tensor:
-        return self.synthesis(self.styles(z, z2, cut, psi))
+    def forward(self, z: torch.Tensor, **styles: Any) -> torch.Tensor:
+        """Noise -> images; ``styles`` (``z2``, ``cut``, ``psi``) as for :meth:`styles`."""
+        return self.synthesis(self.styles(z, **styles))
 
 
 def minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:

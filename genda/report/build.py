@@ -203,7 +203,7 @@ def implementation_details(config: Mapping[str, Any]) -> Table | None:
         elif key in ("data.size", "data.channels") and default == "0":
             note = "chosen for the data"
         else:
-            note = f"**changed** (default {default})"
+            note = f"**changed** (default {default or '—'})"
         rows.append((key, value, note))
     return Table(("Setting", "Value", "vs genda's default"), tuple(rows)) if rows else None
 

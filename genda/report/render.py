@@ -55,10 +55,11 @@ class Image:
 
 @dataclass(frozen=True)
 class Gallery:
-    """Figures side by side: a responsive grid in HTML, rows of ``per_row`` in Markdown."""
+    """Figures side by side: ``per_row`` to a row (0: as many as fit, 3 in Markdown), e.g.
+    every method's t-SNE of one pair in one row."""
 
     images: tuple[Image, ...]
-    per_row: int = 3
+    per_row: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,9 @@ def to_markdown(blocks: list[Block]) -> str:
             parts.append(f"**{b.title}**\n\n![{b.title}]({b.rel})")
         elif isinstance(b, Gallery):
             # GitHub and HackMD render images inside table cells: one row of figures each.
-            for i in range(0, len(b.images), b.per_row):
-                row = b.images[i : i + b.per_row]
+            per_row = b.per_row or 3
+            for i in range(0, len(b.images), per_row):
+                row = b.images[i : i + per_row]
                 header = tuple(im.title for im in row)
                 cells = (tuple(f"![{im.title}]({im.rel})" for im in row),)
                 parts.append(md_table(Table(header, cells)))
@@ -222,7 +224,12 @@ def _html_block(b: Block, anchor: str | None = None) -> str:
             f"<figcaption>{_inline(b.title)}</figcaption></figure>"
         )
     if isinstance(b, Gallery):
-        return '<div class="gallery">\n' + "\n".join(map(_html_block, b.images)) + "\n</div>"
+        cols = f' style="grid-template-columns: repeat({b.per_row}, minmax(0, 1fr))"'
+        return (
+            f'<div class="gallery"{cols if b.per_row else ""}>\n'
+            + "\n".join(map(_html_block, b.images))
+            + "\n</div>"
+        )
     raise TypeError(f"unknown block {type(b).__name__}")
 
 

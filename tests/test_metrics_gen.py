@@ -234,27 +234,12 @@ def tiny_run(tmp_path_factory) -> Path:
 def test_cli_sample_writes_the_image_folder_layout(tiny_run: Path, tmp_path: Path, capsys) -> None:
     from PIL import Image
 
+    def sample(out: Path) -> int:
+        args = ["--n", "2", "--per-class", "--steps", "3", "--guidance", "1", "--seed", "1"]
+        return main(["sample", str(tiny_run), *args, "--out", str(out)])
+
     out = tmp_path / "samples"
-    assert (
-        main(
-            [
-                "sample",
-                str(tiny_run),
-                "--n",
-                "2",
-                "--per-class",
-                "--steps",
-                "3",
-                "--guidance",
-                "1",
-                "--seed",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert sample(out) == 0
     assert "wrote 20 images" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [str(i) for i in range(10)]
     for d in (out / str(i) for i in range(10)):
@@ -265,23 +250,7 @@ def test_cli_sample_writes_the_image_folder_layout(tiny_run: Path, tmp_path: Pat
     assert (out / "grid.png").is_file()
     # same seed, same images
     out2 = tmp_path / "again"
-    main(
-        [
-            "sample",
-            str(tiny_run),
-            "--n",
-            "2",
-            "--per-class",
-            "--steps",
-            "3",
-            "--guidance",
-            "1",
-            "--seed",
-            "1",
-            "--out",
-            str(out2),
-        ]
-    )
+    assert sample(out2) == 0
     assert (out / "3" / "00001.png").read_bytes() == (out2 / "3" / "00001.png").read_bytes()
     # the folder reads back as a labelled data set (the preview grid.png is not a sample)
     ds = load_dataset(f"folder:{out}")

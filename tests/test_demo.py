@@ -43,3 +43,8 @@ def test_quick_demo_writes_table_runs_and_report(tmp_path: Path) -> None:
     # Every method's t-SNE of one pair side by side, and each run's figures in a gallery.
     assert "#### t-SNE by class: digits → digits-m" in report
     assert page.count('<div class="gallery">') >= len(DEMO_GENERATIVE)
+    # Every compared number carries its interval: FIDs their bootstrap interval, table
+    # cells their Wilson interval (one seed).
+    fids = re.findall(r"\| (\d+\.\d+)( \[\d+\.\d+, \d+\.\d+\])? \(classifier:", report)
+    assert fids and all(interval for _, interval in fids)
+    assert re.search(r"\| Adaptation \(DANN\) \| \d+\.\d \[\d+\.\d, \d+\.\d\] \(1 seed\)", report)

@@ -314,17 +314,12 @@ def _train(
 def _progress_frame(method: Any, rt: Runtime, path: Path) -> None:
     """One sample grid from the same noise every time (the training RNG is left untouched),
     on rank 0 without DDP, in eval mode."""
+    from genda.methods.generative import eval_mode
     from genda.viz import save_grid
 
-    method.eval()
-    try:
-        with rt.local(method), torch.random.fork_rng(), torch.no_grad():
-            torch.manual_seed(0)
-            images, nrow = method.grid(
-                per_class=PROGRESS_PER_CLASS, n=32, **method.progress_options
-            )
-    finally:
-        method.train()
+    with eval_mode(method), rt.local(method), torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        images, nrow = method.grid(per_class=PROGRESS_PER_CLASS, n=32, **method.progress_options)
     save_grid(images, path, nrow=nrow)
 
 

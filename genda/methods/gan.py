@@ -62,9 +62,9 @@ from genda.config import ConfigError, bounded, choice
 from genda.data.prepare import DataInfo
 from genda.methods.base import Batch, frozen
 from genda.methods.dcgan import DCGANHparams
-from genda.methods.generative import GAN_DEFAULTS, LatentGAN, adam, check_size
+from genda.methods.generative import GAN_DEFAULTS, LatentGAN, adam, check_policy, check_size
 from genda.nets import gan as nets
-from genda.nets.gan import DIFF_AUGMENT, UPSAMPLE, diff_augment, parse_policy
+from genda.nets.gan import DIFF_AUGMENT, UPSAMPLE, diff_augment
 
 
 def _policy(default: str, help: str) -> Any:
@@ -139,10 +139,7 @@ def check_hparams(hp: GANHparams) -> None:
             "hparams.loss=nonsaturating only (hinge has no labels to soften)"
         )
     for key in ("diffaug", "cr_aug"):
-        try:
-            parse_policy(getattr(hp, key))
-        except ValueError as e:
-            raise ConfigError(f"hparams.{key}: {e}") from None
+        check_policy(hp, key)
 
 
 class GAN(LatentGAN):

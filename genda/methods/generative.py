@@ -25,6 +25,7 @@ from genda.config import ConfigError
 from genda.data.prepare import DataInfo
 from genda.methods.base import Method, unwrap
 from genda.methods.losses import ema_update, warmup_decay
+from genda.nets.gan import parse_policy
 
 # The course's main use is 64 px RGB faces; for digits pass --size 28 (or 32) --channels 1.
 # channels_last: faster GAN steps in fp32 and bf16 on CPU (benchmarks/README.md,
@@ -112,6 +113,14 @@ def check_size(info: DataInfo, method: str, sizes: tuple[int, ...]) -> None:
             f"data.size: invalid value {info.size} for {method}; "
             f"valid choices: {', '.join(map(str, sizes))}"
         )
+
+
+def check_policy(hp: Any, key: str) -> None:
+    """A DiffAugment policy hparam (``hparams.<key>``) names only known transforms."""
+    try:
+        parse_policy(getattr(hp, key))
+    except ValueError as e:
+        raise ConfigError(f"hparams.{key}: {e}") from None
 
 
 @contextmanager

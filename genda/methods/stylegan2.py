@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from genda.config import ConfigError, bounded
 from genda.data.prepare import DataInfo
 from genda.methods.base import Batch, frozen, unwrap
-from genda.methods.generative import LatentGAN, check_size
+from genda.methods.generative import LatentGAN, check_policy, check_size, eval_mode
 from genda.nets import stylegan2 as nets
-from genda.nets.gan import DIFF_AUGMENT, diff_augment, parse_policy
+from genda.nets.gan import DIFF_AUGMENT, diff_augment
 
 
 @dataclass
@@ -97,10 +97,7 @@ class StyleGAN2(LatentGAN):
     def __init__(self, hp: StyleGAN2Hparams, info: DataInfo) -> None:
         super().__init__(hp, info)
         check_size(info, self.name, nets.SIZES)
-        try:
-            parse_policy(hp.diffaug)
-        except ValueError as e:
-            raise ConfigError(f"hparams.diffaug: {e}") from None
+        check_policy(hp, "diffaug")
         attn = attention_sizes(hp.attention, info.size)
         c, s = info.channels, info.size
         self.nets["g"] = nets.Generator(
@@ -217,19 +214,14 @@ class StyleGAN2(LatentGAN):
         """A style-mixing sheet of ``(rows + 1) x (cols + 1)`` images: the first row holds a
         blank and ``cols`` images A; each further row starts with an image B followed by
         B's coarse styles (the 4 and 8 px layers) combined with every A's finer styles."""
-        g = self.sampler()
-        was = g.training
-        g.eval()
         dev, nz = self.device, self.hp.nz
         za, zb = torch.randn(cols, nz, device=dev), torch.randn(rows, nz, device=dev)
-        a, b = g(za), g(zb)
-        cut = min(4, g.num_ws - 1)  # layers at 4 and 8 px
-        blank = torch.full_like(a[:1], -1.0)
-        out = [blank, a]
-        for i in range(rows):
-            mixed = g(zb[i : i + 1].expand(cols, -1), z2=za, cut=cut)
-            out += [b[i : i + 1], mixed]
-        g.train(was)
+        with eval_mode(self.sampler()) as g:
+            a, b = g(za), g(zb)
+            cut = min(4, g.num_ws - 1)  # layers at 4 and 8 px
+            out = [torch.full_like(a[:1], -1.0), a]  # a blank corner, then the A row
+            for i in range(rows):
+                out += [b[i : i + 1], g(zb[i : i + 1].expand(cols, -1), z2=za, cut=cut)]
         return torch.cat(out).float().clamp_(-1, 1)
 
     def evaluate(self, data: Any, run_dir: Path | None = None) -> dict[str, Any]:

@@ -59,6 +59,11 @@ class Run:
     config: dict[str, Any]
     metrics: dict[str, Any]
 
+    @property
+    def method(self) -> str:
+        """The run's method name, as metrics.json (else config.yaml) records it."""
+        return str(self.metrics.get("method", self.config.get("method", "")))
+
 
 def _is_run(d: Path) -> bool:
     return (d / "metrics.json").is_file() and (d / "config.yaml").is_file()
@@ -248,11 +253,7 @@ class _Builder:
         architecture (collapsed), its figures side by side, then the whole config and every
         metric (collapsed in HTML)."""
         b = self.blocks
-        b.append(
-            Heading(
-                f"{name(run.metrics.get('method', run.config.get('method')))}: {run.label}", level
-            )
-        )
+        b.append(Heading(f"{name(run.method)}: {run.label}", level))
         details = implementation_details(run.config)
         if details is not None:
             b += [Heading("Implementation details", level + 1), details]
@@ -452,8 +453,7 @@ def per_class_blocks(summary: TableSummary, runs: list[Run], level: int = 3) -> 
 def _run_order(run: Run, section: Section) -> tuple:
     """Runs of a section by pair, then in the section's method order (lower bound,
     adaptation, upper bound), then by label (seeds)."""
-    m = run.metrics
-    method = str(m.get("method", run.config.get("method", ""))).lower()
+    m, method = run.metrics, run.method.lower()
     rank = section.methods.index(method) if method in section.methods else len(section.methods)
     return (str(m.get("source", "")), str(m.get("target", "")), rank, run.label)
 
@@ -482,15 +482,13 @@ def build_report(
     ]
     grouped: dict[str, list[Run]] = {}
     for r in runs:
-        method = r.metrics.get("method", r.config.get("method"))
-        grouped.setdefault(section_of(method).heading, []).append(r)
+        grouped.setdefault(section_of(r.method).heading, []).append(r)
     for section in (*SECTIONS, OTHER):
-        uda = section.heading == "Domain adaptation"
         builder.add_section(
             section,
             sorted(grouped.get(section.heading, []), key=lambda r: _run_order(r, section)),
-            tables if uda else [],
-            _matrices(paths) if uda else [],
+            tables if section.tables else [],
+            _matrices(paths) if section.tables else [],
             runs,
         )
     blocks = with_toc(builder.blocks)

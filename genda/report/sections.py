@@ -30,12 +30,14 @@ def name(method: object) -> str:
 
 @dataclass(frozen=True)
 class Section:
-    """One problem: its heading, the methods whose runs it holds, and a one-line intro."""
+    """One problem: its heading, the methods whose runs it holds, a one-line intro, whether
+    it holds generative scores, and whether the UDA tables and matrices go in it."""
 
     heading: str
     methods: tuple[str, ...]
     intro: str
     generative: bool = True
+    tables: bool = False
 
 
 SECTIONS = (
@@ -52,6 +54,7 @@ SECTIONS = (
         ("source-only", "dann", "target-only"),
         "Target accuracy with the lower (source-only) and upper (target-only) bounds.",
         generative=False,
+        tables=True,
     ),
     Section(
         "Adaptation methods beyond DANN",

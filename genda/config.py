@@ -47,6 +47,15 @@ class DataConfig:
     channels: int = choice(
         0, [0, 1, 3], "1 = grey, 3 = RGB, 0 = auto: RGB if any of the data is colour, else grey"
     )
+    # Digits of different data sets fill their frames differently (USPS digits fill 16 px,
+    # MNIST's sit in a 20 px box of 28): a classifier learns stroke widths and sizes at one
+    # scale, so auto shrinks the wider-spread domain's images into its frame to match.
+    source_scale: float = bounded(
+        0.0, 0.0, 1.0, "shrink source images to this fraction of the side; 0 = auto (match)"
+    )
+    target_scale: float = bounded(
+        0.0, 0.0, 1.0, "shrink target images to this fraction of the side; 0 = auto (match)"
+    )
     attribute: str = ""  # attribute models: which binary attribute is the label (e.g. Smiling)
     limit: int = bounded(0, 0, None, "use at most this many training images (0 = all)")
     download: bool = False

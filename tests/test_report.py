@@ -176,6 +176,14 @@ def test_intervals_wilson_t_and_within_noise() -> None:
     assert "raised" not in found and "No adaptation method beat source-only" in found
     clear = [dict(r, target_test_images=100000) for r in tie]  # same numbers, 100k images
     assert "DANN raised A→B target accuracy" in " ".join(observations(summarise(clear)))
+    for source_only, why in ((97.1, True), (80.0, False)):  # the reason only when it holds
+        worse = [
+            dict(r, target_accuracy=a)
+            for r, a in zip(clear, (source_only, source_only - 5, 97.0), strict=True)
+        ]
+        found = " ".join(observations(summarise(worse)))
+        assert "DANN lowered A→B target accuracy below source-only training" in found
+        assert ("level with the target-trained bound" in found) is why
 
 
 def test_report_md_tables_and_observations(report: tuple[Path, Path]) -> None:

@@ -168,6 +168,47 @@ def test_auto_size_and_channels_pick_per_pair(tmp_path, capsys) -> None:
     assert (cfg["data"]["size"], cfg["data"]["channels"]) == (32, 3)
 
 
+def _blobs(name: str, radius: float, background: int, n: int = 64, size: int = 28):
+    """Grey ``size`` px images of one random-position bright blob on a flat background:
+    content spreads about ``radius`` (fraction of the side) from the centre."""
+    from genda.data.domain import Dataset, Domain
+
+    g = torch.Generator().manual_seed(0)
+    c = (torch.arange(size) + 0.5) / size - 0.5
+    yy, xx = c.view(1, -1, 1), c.view(1, 1, -1)
+    cy, cx = [(torch.rand(n, 1, 1, generator=g) * 2 - 1) * radius for _ in range(2)]
+    blob = ((yy - cy) ** 2 + (xx - cx) ** 2 < 0.1**2).float()
+    x = (background + blob * (255 - background)).to(torch.uint8).unsqueeze(1)
+    d = Domain(x, torch.arange(n) % 2, name, ["0", "1"])
+    return Dataset(name, d, d)
+
+
+def test_auto_scale_shrinks_the_wider_framed_domain(tmp_path) -> None:
+    from genda.config import DataConfig
+    from genda.data.prepare import auto_scales, prepare, spread
+
+    narrow, wide = _blobs("narrow", 0.2, 0), _blobs("wide", 0.4, 30)
+    assert spread(wide) > 1.5 * spread(narrow)
+    for pair in ([narrow, wide], [wide, narrow]):  # whichever side is wider shrinks
+        scales, why = auto_scales(pair, [0, 0])
+        i = pair.index(wide)
+        assert scales[1 - i] == 1.0 and 0.4 < scales[i] < 0.8
+        assert "content spread" in why
+    assert auto_scales([narrow, _blobs("alike", 0.2, 90)], [0, 0])[0] == [1.0, 1.0]
+    assert auto_scales([narrow, wide], [1.0, 0.9]) == ([1.0, 0.9], "")  # overrides win
+
+    data = prepare(
+        DataConfig(source="narrow", target="wide"),
+        datasets={"narrow": narrow, "wide": wide},
+    )
+    shrunk = data.target.train.images
+    assert shrunk.shape == wide.train.images.shape
+    assert data.scales[0] == 1.0 and data.scales[1] < 1.0
+    assert spread(data.target) < 1.1 * spread(narrow)  # now framed like the source
+    assert (shrunk[:, :, 0] == 30).all()  # the frame is filled with the border colour
+    assert "data.target_scale=" in data.chosen
+
+
 def test_standardize_removes_per_image_brightness_and_contrast():
     from genda.nets.digits import standardize
 

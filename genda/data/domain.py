@@ -113,8 +113,15 @@ class Domain:
         assert self.attrs is not None
         return replace(self, labels=self.attrs[:, a].long(), classes=[f"{name}=0", f"{name}=1"])
 
-    def converted(self, size: int | None = None, channels: int | None = None) -> Domain:
-        """Resize (antialiased bilinear) and/or convert grey<->RGB, once, in uint8."""
+    def converted(
+        self, size: int | None = None, channels: int | None = None, scale: float = 1.0
+    ) -> Domain:
+        """Resize (antialiased bilinear) and/or convert grey<->RGB, once, in uint8.
+
+        ``scale < 1`` shrinks each image to that fraction of the side and centres it in the
+        frame, filled with the image's own border colour (per-channel median of its outer
+        ring: black around USPS digits, the photo's tone around an MNIST-M one).
+        """
         x = self.images
         if channels is not None and channels != x.shape[1]:
             if channels == 3:
@@ -124,19 +131,33 @@ class Domain:
                 x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
             else:
                 raise DataError(f"channels must be 1 or 3, got {channels}")
-        if size is not None and (x.shape[2], x.shape[3]) != (size, size):
+        side = size or x.shape[2]
+        inner = max(1, round(side * scale)) if scale < 1 else side
+        if (size is not None or scale < 1) and (x.shape[2], x.shape[3]) != (inner, inner):
             out = []
             for chunk in x.split(4096):
                 y = F.interpolate(
                     chunk.float(),
-                    size=(size, size),
+                    size=(inner, inner),
                     mode="bilinear",
                     antialias=True,
                     align_corners=False,
                 )
                 out.append(y.round().clamp(0, 255).to(torch.uint8))
             x = torch.cat(out)
+        if inner < side:
+            x = _framed(x, side)
         return replace(self, images=x)
+
+
+def _framed(x: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 ``x`` centred in a ``side``-px frame of each image's border colour."""
+    ring = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
+    fill = ring.median(dim=2).values  # [N, C]
+    out = fill[:, :, None, None].expand(-1, -1, side, side).clone()
+    top, left = (side - x.shape[2]) // 2, (side - x.shape[3]) // 2
+    out[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
+    return out
 
 
 @dataclass
@@ -147,9 +168,13 @@ class Dataset:
     train: Domain
     test: Domain
 
-    def converted(self, size: int | None = None, channels: int | None = None) -> Dataset:
+    def converted(
+        self, size: int | None = None, channels: int | None = None, scale: float = 1.0
+    ) -> Dataset:
         return Dataset(
-            self.name, self.train.converted(size, channels), self.test.converted(size, channels)
+            self.name,
+            self.train.converted(size, channels, scale),
+            self.test.converted(size, channels, scale),
         )
 
     def with_domain_id(self, domain_id: int) -> Dataset:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from genda.data.domain import DataError, Dataset
+from genda.data.domain import DataError, Dataset, Domain
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ExperimentData:
     target: Dataset | None
     info: DataInfo
     chosen: str = ""  # what auto size/channels picked, e.g. "data.size=28 (larger native ...)"
+    scales: tuple[float, float] = (1.0, 1.0)  # source and target data.*_scale applied
 
     def split(self, stream: str, split: str = "train"):
         ds = self.source if stream == "source" else self.target
@@ -70,18 +71,69 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
     size, channels, why = auto_shape(
         [source] if target is None else [source, target], dc.size, dc.channels
     )
-    source = _limit(source, dc.limit, seed).converted(size, channels).with_domain_id(0)
+    source = _limit(source, dc.limit, seed).converted(size, channels)
+    scales, why_scale = [dc.source_scale or 1.0, dc.target_scale or 1.0], ""
     if target is not None:
-        target = _limit(target, dc.limit, seed).converted(size, channels).with_domain_id(1)
+        target = _limit(target, dc.limit, seed).converted(size, channels)
         if target.train.classes and target.train.classes != source.train.classes:
             raise DataError(
                 f"source {dc.source} classes {source.train.classes} differ from "
                 f"target {dc.target} classes {target.train.classes}"
             )
+        scales, why_scale = auto_scales([source, target], [dc.source_scale, dc.target_scale])
+        target = target.converted(scale=scales[1]).with_domain_id(1)
+    source = source.converted(scale=scales[0]).with_domain_id(0)
     tr = source.train
-    return ExperimentData(
-        source, target, DataInfo(channels, size, list(tr.classes), list(tr.attr_names)), why
+    info = DataInfo(channels, size, list(tr.classes), list(tr.attr_names))
+    chosen = "; ".join(w for w in (why, why_scale) if w)
+    return ExperimentData(source, target, info, chosen, (scales[0], scales[1]))
+
+
+# Below this ratio of spreads two domains count as framed alike: the default affine jitter
+# (zoom 0.9-1.1) already covers it, and shrinking would only blur.
+SPREAD_TOLERANCE = 1.1
+
+
+def spread(domain: Dataset | Domain, n: int = 5000) -> float:
+    """How far from the centre the content of ``domain``'s images varies, as a fraction of
+    the side: the RMS radius of the per-pixel standard deviation across (up to ``n``)
+    per-image standardised grey images, above its minimum on the outer ring.
+
+    Where digits sit is where pixels differ between images; a constant or merely textured
+    background (MNIST-M's photos vary everywhere) adds the same amount at every pixel and is
+    removed by subtracting the ring. Needs no labels and works on colour and grey alike.
+    """
+    d = domain.train if isinstance(domain, Dataset) else domain
+    x = d.images[:n].float().mean(1)  # grey [N, H, W]
+    x = (x - x.mean((1, 2), keepdim=True)) / (x.std((1, 2), keepdim=True) + 1e-6)
+    sd = x.std(0) if len(x) > 1 else x[0].abs()
+    ring = torch.cat([sd[0], sd[-1], sd[:, 0], sd[:, -1]])
+    excess = (sd - ring.min()).clamp(min=0)
+    h, w = sd.shape
+    yy = (torch.arange(h) + 0.5 - h / 2).view(-1, 1) / h
+    xx = (torch.arange(w) + 0.5 - w / 2).view(1, -1) / w
+    total = float(excess.sum())
+    return float((excess * (yy**2 + xx**2)).sum() / total) ** 0.5 if total > 0 else 0.0
+
+
+def auto_scales(datasets: Sequence[Dataset], requested: Sequence[float]) -> tuple[list[float], str]:
+    """``(scales, why)``: each requested scale, with 0 ("auto") replaced by the shrink that
+    brings the data set's :func:`spread` down to the narrowest one's (1 = unchanged when
+    within :data:`SPREAD_TOLERANCE`). Data sets must already share one size."""
+    if all(requested):
+        return list(requested), ""
+    spreads = [spread(d) for d in datasets]
+    low = min(spreads)
+    scales = []
+    for r, sp in zip(requested, spreads, strict=True):
+        auto = low / sp if low > 0 and sp > SPREAD_TOLERANCE * low else 1.0
+        scales.append(r or round(auto, 3))
+    spreads_txt = ", ".join(f"{d.name} {sp:.3f}" for d, sp in zip(datasets, spreads, strict=True))
+    keys = ("data.source_scale", "data.target_scale")[: len(scales)]
+    chosen = ", ".join(
+        f"{k}={s:g}" for k, s, r in zip(keys, scales, requested, strict=True) if not r
     )
+    return scales, f"{chosen} (content spread: {spreads_txt})"
 
 
 def auto_shape(

@@ -154,10 +154,12 @@ def _train(
     torch.manual_seed(tc.seed)
     if data is None:
         data = prepare(cfg.data, tc.seed)
-    if data.chosen and not (cfg.data.size and cfg.data.channels):
+    if data.chosen:
+        chosen = {"size": data.info.size, "channels": data.info.channels}
+        if cfg.data.target:
+            chosen.update(source_scale=data.scales[0], target_scale=data.scales[1])
         cfg = dataclasses.replace(
-            cfg,
-            data=dataclasses.replace(cfg.data, size=data.info.size, channels=data.info.channels),
+            cfg, data=dataclasses.replace(cfg.data, **chosen)
         )  # config.yaml records what auto chose
         if rt.is_main and not resume:
             print(f"[{cfg.name or cfg.method}] chose {data.chosen}", flush=True)

@@ -169,6 +169,8 @@ KEY_SETTINGS = (
     "data.attribute",
     "data.size",
     "data.channels",
+    "data.source_scale",
+    "data.target_scale",
     "train.steps",
     "train.batch_size",
     "train.precision",
@@ -195,7 +197,7 @@ def method_defaults(method: str) -> dict[str, str]:
 
 def implementation_details(config: Mapping[str, Any]) -> Table | None:
     """The run's hyper-parameters and key settings, each marked where it differs from
-    genda's default for its method (``data.size``/``channels`` 0 = chosen per pair)."""
+    genda's default for its method (``data.*`` 0 = chosen per pair)."""
     method = config.get("method")
     defaults = method_defaults(method) if isinstance(method, str) else {}
     rows = []
@@ -205,7 +207,7 @@ def implementation_details(config: Mapping[str, Any]) -> Table | None:
         default = defaults.get(key)
         if default is None or default == value:
             note = ""
-        elif key in ("data.size", "data.channels") and default == "0":
+        elif key.startswith("data.") and default in ("0", "0.0"):
             note = "chosen for the data"
         else:
             note = f"**changed** (default {default or '—'})"

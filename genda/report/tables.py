@@ -165,7 +165,14 @@ def _observe(summary: TableSummary, method: str, pair: Pair) -> str | None:
     if cell.overlaps(lower):
         return f"{who} on {name} is within noise of source-only training: {numbers}."
     if cell.mean < lower.mean:
-        return f"{who} lowered {name} target accuracy below source-only training: {numbers}."
+        text = f"{who} lowered {name} target accuracy below source-only training: {numbers}"
+        if upper is not None and (lower.overlaps(upper) or lower.mean >= upper.mean):
+            return text + (
+                f"; source-only is already level with the target-trained bound "
+                f"({upper.brief()}), so there was no shift left to remove and the "
+                "adaptation term only added noise."
+            )
+        return text + "."
     text = f"{who} raised {name} target accuracy: {numbers}"
     if upper is not None and not cell.overlaps(upper) and cell.mean < upper.mean:
         gap = 100 * (cell.mean - lower.mean) / (upper.mean - lower.mean)

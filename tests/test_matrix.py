@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import yaml
+
 from genda.cli import main
 
 TINY = ["--steps", "6", "--batch-size", "16", "--set", "data.limit=96", "--set", "train.threads=1"]
@@ -16,7 +18,12 @@ def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys) -> None:
         main(["uda", "matrix", "--domains", "digits,digits-m,syndigits", "--out", str(out), *TINY])
         == 0
     )
-    assert "# Cross-domain accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "# Cross-domain accuracy" in printed
+    # syndigits' digits fill their 32 px frame: every row sees them framed like the others'
+    assert "data.source_scale[syndigits]=0." in printed
+    cfg = yaml.safe_load((out / "syndigits" / "seed0" / "config.yaml").read_text())
+    assert 0 < cfg["data"]["source_scale"] < 1
     with (out / "matrix.csv").open() as f:
         header, *rows = list(csv.reader(f))
     assert header == ["train \\ test", "digits", "digits-m", "syndigits"]

@@ -129,7 +129,12 @@ def auto_scales(datasets: Sequence[Dataset], requested: Sequence[float]) -> tupl
         auto = low / sp if low > 0 and sp > SPREAD_TOLERANCE * low else 1.0
         scales.append(r or round(auto, 3))
     spreads_txt = ", ".join(f"{d.name} {sp:.3f}" for d, sp in zip(datasets, spreads, strict=True))
-    keys = ("data.source_scale", "data.target_scale")[: len(scales)]
+    pair = len(scales) == 2
+    keys = (
+        ("data.source_scale", "data.target_scale")
+        if pair
+        else [f"data.source_scale[{d.name}]" for d in datasets]
+    )
     chosen = ", ".join(
         f"{k}={s:g}" for k, s, r in zip(keys, scales, requested, strict=True) if not r
     )

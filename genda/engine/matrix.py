@@ -19,7 +19,7 @@ import torch
 
 from genda.config import DataConfig, from_dict, merge
 from genda.data.domain import Domain
-from genda.data.prepare import auto_shape, prepare
+from genda.data.prepare import auto_scales, auto_shape, prepare
 from genda.data.spec import load_dataset
 from genda.engine.loop import load_method, resolve_config
 from genda.engine.table import Cell, run_cells, spec_name
@@ -40,11 +40,15 @@ def run_matrix(
     out = Path(out)
     base = base or {}
     dc = from_dict(DataConfig, base.get("data", {}), "data.")
-    if not (dc.size and dc.channels):  # one size and channel count for every row
-        loaded = [load_dataset(d, download=dc.download) for d in domains]
-        size, channels, why = auto_shape(loaded, dc.size, dc.channels)
-        base = merge(base, {"data": {"size": size, "channels": channels}})
-        log(f"[matrix] chose {why}")
+    loaded = [load_dataset(d, download=dc.download) for d in domains]
+    size, channels, why = auto_shape(loaded, dc.size, dc.channels)  # one for every row
+    base = merge(base, {"data": {"size": size, "channels": channels}})
+    # every domain framed like the narrowest-framed one (dc.source_scale, if given, for all)
+    scales, why_scale = auto_scales(
+        [d.converted(size, channels) for d in loaded], [dc.source_scale] * len(domains)
+    )
+    if why or why_scale:
+        log(f"[matrix] chose {'; '.join(w for w in (why, why_scale) if w)}")
     names = [spec_name(d) for d in domains]
     cells = [
         Cell(
@@ -57,18 +61,18 @@ def run_matrix(
                     {
                         "method": "source-only",
                         "name": f"matrix/{n}/seed{seed}",
-                        "data": {"source": d, "target": ""},
+                        "data": {"source": d, "target": "", "source_scale": sc},
                         "train": {"seed": seed},
                     },
                 )
             ),
             out / n / f"seed{seed}",
         )
-        for d, n in zip(domains, names, strict=True)
+        for d, n, sc in zip(domains, names, scales, strict=True)
     ]
     run_cells(cells, log, jobs)  # raises naming any row that failed
     dc = cells[0].cfg.data  # every row converts to the same size and channels
-    tests = {d: prepare(replace(dc, source=d, limit=0), 0).source.test for d in domains}
+    tests = {c.pair[0]: prepare(replace(c.cfg.data, limit=0), 0).source.test for c in cells}
     acc: list[list[float]] = []
     for cell in cells:
         _, method = load_method(cell.run_dir)

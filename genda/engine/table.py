@@ -157,15 +157,15 @@ def run_cells(
             key = repr(cell.cfg.data)
             if key not in data and not (cell.run_dir / "metrics.json").exists():
                 data[key] = prepare(cell.cfg.data, 0)
-            results[i] = _run_cell(cell.cfg, cell.run_dir, data.get(key))
-            _log_cell(log, cell, results[i])
+            results[i] = run_cell(cell.cfg, cell.run_dir, data.get(key))
+            log(cell_line(cell, results[i]))
     else:
         threads = max(1, (cells[0].cfg.train.threads or os.cpu_count() or 1) // jobs)
         ctx = multiprocessing.get_context("spawn")  # no forked OpenMP state in the workers
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
             futures = {
                 pool.submit(
-                    _run_cell,
+                    run_cell,
                     replace(c.cfg, train=replace(c.cfg.train, threads=threads)),
                     c.run_dir,
                 ): i
@@ -174,7 +174,7 @@ def run_cells(
             for future in as_completed(futures):
                 i = futures[future]
                 results[i] = future.result()
-                _log_cell(log, cells[i], results[i])
+                log(cell_line(cells[i], results[i]))
     ordered = [results[i] for i in range(len(cells))]
     if raise_failed:
         _raise_failed(cells, ordered, "rerun to retry them")
@@ -197,7 +197,7 @@ def _submit(
     threads = cells[0].cfg.train.threads or 1
     params = {"name": "genda", "timeout_min": 240, "cpus_per_task": threads}
     executor.update_parameters(**params, slurm_array_parallelism=max(1, jobs), **options)
-    submitted = executor.map_array(_run_cell, [c.cfg for c in cells], [c.run_dir for c in cells])
+    submitted = executor.map_array(run_cell, [c.cfg for c in cells], [c.run_dir for c in cells])
     log(f"[table] submitted {len(submitted)} runs to {executor.cluster} (logs in {folder})")
     out: list[dict[str, Any] | str] = []
     for cell, job in zip(cells, submitted, strict=True):
@@ -205,7 +205,7 @@ def _submit(
             result = job.result()
         except Exception as e:  # noqa: BLE001  a job that died (time limit, node failure)
             result = f"job {job.job_id} failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e}"
-        _log_cell(log, cell, result)
+        log(cell_line(cell, result))
         out.append(result)
     return out
 
@@ -218,7 +218,7 @@ def _raise_failed(cells: list[Cell], results: list, note: str) -> None:
         raise GendaError(f"{len(failed)} of {len(cells)} runs failed ({note}): {'; '.join(failed)}")
 
 
-def _run_cell(
+def run_cell(
     cfg: ExperimentConfig, run_dir: Path, data: ExperimentData | None = None
 ) -> dict[str, Any] | str:
     """A cell's metrics, or the one-line reason it failed (in a worker process too).
@@ -234,14 +234,14 @@ def _run_cell(
         return f"{type(e).__name__}: {e}"
 
 
-def _log_cell(log, cell: Cell, result: dict[str, Any] | str) -> None:
+def cell_line(cell: Cell, result: dict[str, Any] | str) -> str:
+    """The log line of a finished (or failed) cell."""
     where = f"[{cell.cfg.name}]"
     if isinstance(result, str):
-        log(f"{where}: FAILED: {result}")
-    else:
-        acc = result.get("target_accuracy", result.get("source_accuracy"))
-        kind = "target" if "target_accuracy" in result else "test"
-        log(f"{where}: {kind} {acc:.2f}% ({result['wall_time_s']:.0f} s)")
+        return f"{where}: FAILED: {result}"
+    acc = result.get("target_accuracy", result.get("source_accuracy"))
+    kind = "target" if "target_accuracy" in result else "test"
+    return f"{where}: {kind} {acc:.2f}% ({result['wall_time_s']:.0f} s)"
 
 
 def write_table_csv(rows: list[dict[str, Any]], out: Path) -> Path:

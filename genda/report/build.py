@@ -204,6 +204,8 @@ def implementation_details(config: Mapping[str, Any]) -> Table | None:
     for key, value in flatten(config):
         if not (key.startswith("hparams.") or key in KEY_SETTINGS):
             continue
+        if key.endswith("_scale") and not config.get("data", {}).get("target"):
+            continue  # framing is matched between two domains only
         default = defaults.get(key)
         if default is None or default == value:
             note = ""

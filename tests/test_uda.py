@@ -196,6 +196,11 @@ def test_auto_scale_shrinks_the_wider_framed_domain(tmp_path) -> None:
         assert "content spread" in why
     assert auto_scales([narrow, _blobs("alike", 0.2, 90)], [0, 0])[0] == [1.0, 1.0]
     assert auto_scales([narrow, wide], [1.0, 0.9]) == ([1.0, 0.9], "")  # overrides win
+    busy = _blobs("busy", 0.4, 30)  # same digits, on a background that varies at the edge
+    noise = torch.randint(0, 120, busy.train.images.shape, generator=torch.Generator())
+    busy.train.images = busy.train.images.maximum(noise.to(torch.uint8))
+    scales, why = auto_scales([narrow, busy], [0, 0])
+    assert scales == [1.0, 1.0] and "busy: busy frame edge" in why
 
     data = prepare(
         DataConfig(source="narrow", target="wide"),

@@ -150,10 +150,14 @@ class Domain:
         return replace(self, images=x)
 
 
+def edge_pixels(x: torch.Tensor) -> torch.Tensor:
+    """The outer ring of pixels of ``x [..., H, W]``, flattened into the last dimension."""
+    return torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+
+
 def _framed(x: torch.Tensor, side: int) -> torch.Tensor:
     """uint8 ``x`` centred in a ``side``-px frame of each image's border colour."""
-    ring = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
-    fill = ring.median(dim=2).values  # [N, C]
+    fill = edge_pixels(x).median(dim=-1).values  # [N, C]
     out = fill[:, :, None, None].expand(-1, -1, side, side).clone()
     top, left = (side - x.shape[2]) // 2, (side - x.shape[3]) // 2
     out[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x

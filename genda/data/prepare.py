@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from genda.data.domain import DataError, Dataset, Domain
+from genda.data.domain import DataError, Dataset, Domain, edge_pixels
 
 
 @dataclass
@@ -107,8 +107,22 @@ def _variation(d: Domain, n: int = 5000) -> torch.Tensor:
     return x.std(0) if len(x) > 1 else x[0].abs()
 
 
-def _ring(sd: torch.Tensor) -> torch.Tensor:
-    return torch.cat([sd[0], sd[-1], sd[:, 0], sd[:, -1]])
+def _variation_of(domain: Dataset | Domain) -> torch.Tensor:
+    return _variation(domain.train if isinstance(domain, Dataset) else domain)
+
+
+def _spread(sd: torch.Tensor) -> float:
+    excess = (sd - edge_pixels(sd).min()).clamp(min=0)
+    h, w = sd.shape
+    yy = (torch.arange(h) + 0.5 - h / 2).view(-1, 1) / h
+    xx = (torch.arange(w) + 0.5 - w / 2).view(1, -1) / w
+    total = float(excess.sum())
+    return float((excess * (yy**2 + xx**2)).sum() / total) ** 0.5 if total > 0 else 0.0
+
+
+def _plain_edge(sd: torch.Tensor) -> bool:
+    """Whether images of variation ``sd`` are digits on a plain background (:data:`PLAIN_EDGE`)."""
+    return float(edge_pixels(sd).min()) < PLAIN_EDGE * float(sd.max())
 
 
 def spread(domain: Dataset | Domain) -> float:
@@ -120,34 +134,23 @@ def spread(domain: Dataset | Domain) -> float:
     background (MNIST-M's photos vary everywhere) adds the same amount at every pixel and is
     removed by subtracting the ring. Needs no labels and works on colour and grey alike.
     """
-    sd = _variation(domain.train if isinstance(domain, Dataset) else domain)
-    excess = (sd - _ring(sd).min()).clamp(min=0)
-    h, w = sd.shape
-    yy = (torch.arange(h) + 0.5 - h / 2).view(-1, 1) / h
-    xx = (torch.arange(w) + 0.5 - w / 2).view(1, -1) / w
-    total = float(excess.sum())
-    return float((excess * (yy**2 + xx**2)).sum() / total) ** 0.5 if total > 0 else 0.0
-
-
-def plain_edge(domain: Dataset | Domain) -> bool:
-    """Whether ``domain``'s images are digits on a plain background (see :data:`PLAIN_EDGE`)."""
-    sd = _variation(domain.train if isinstance(domain, Dataset) else domain)
-    return float(_ring(sd).min()) < PLAIN_EDGE * float(sd.max())
+    return _spread(_variation_of(domain))
 
 
 def auto_scales(datasets: Sequence[Dataset], requested: Sequence[float]) -> tuple[list[float], str]:
     """``(scales, why)``: each requested scale, with 0 ("auto") replaced by the shrink that
     brings the data set's :func:`spread` down to the narrowest one's (1 = unchanged when
     within :data:`SPREAD_TOLERANCE`, or when its background is not plain, see
-    :func:`plain_edge`). Data sets must already share one size."""
+    :data:`PLAIN_EDGE`). Data sets must already share one size."""
     if all(requested):
         return list(requested), ""
-    spreads = [spread(d) for d in datasets]
+    variations = [_variation_of(d) for d in datasets]  # computed once per data set
+    spreads = [_spread(sd) for sd in variations]
     low = min(spreads)
     scales, notes = [], []
-    for d, r, sp in zip(datasets, requested, spreads, strict=True):
+    for d, sd, r, sp in zip(datasets, variations, requested, spreads, strict=True):
         wider = low > 0 and sp > SPREAD_TOLERANCE * low
-        if wider and not r and not plain_edge(d):
+        if wider and not r and not _plain_edge(sd):
             wider = False
             notes.append(f"{d.name}: busy frame edge, spread is not digit size")
         scales.append(r or (round(low / sp, 3) if wider else 1.0))

@@ -13,7 +13,7 @@ from genda.cli import main
 from genda.config import ConfigError
 from genda.engine.loop import resolve_config, train
 from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL
-from genda.nets.adversarial import dann_lambda, dann_lr, grad_reverse
+from genda.nets.adversarial import ClassPriors, dann_lambda, dann_lr, grad_reverse
 
 TINY = [
     "--steps",
@@ -68,7 +68,20 @@ def test_uda_table_cli(tmp_path, capsys):
     assert "Trained on source" in capsys.readouterr().out
 
 
-def test_dann_never_reads_target_labels():
+def test_class_priors_reweight_the_source_to_the_target_mix():
+    priors = ClassPriors(2, momentum=0.0)  # no averaging: the estimates are this batch's
+    ys = torch.tensor([0, 1, 1, 1])  # source: 25 % / 75 %
+    priors.update(ys, torch.tensor([[0.9, 0.1], [0.6, 0.4]]))  # target predicted 75 % / 25 %
+    w = priors.weights(ys)
+    torch.testing.assert_close(w, torch.tensor([3.0, 1 / 3, 1 / 3, 1 / 3]))
+    torch.testing.assert_close(torch.bincount(ys, weights=w) / len(ys), priors.target)
+    same = ClassPriors(3)
+    same.update(torch.tensor([0, 1, 2]), torch.eye(3))
+    torch.testing.assert_close(same.weights(torch.arange(3)), torch.ones(3))
+
+
+@pytest.mark.parametrize("class_weights", [False, True])
+def test_dann_never_reads_target_labels(class_weights: bool):
     """Scrambling the target labels must not change a DANN run at all."""
     from genda.data.prepare import prepare
 
@@ -77,6 +90,7 @@ def test_dann_never_reads_target_labels():
             "method": "dann",
             "data": {"source": "digits", "target": "digits-m", "limit": 64, "channels": 3},
             "train": {"steps": 3, "batch_size": 16, "progress": False},
+            "hparams": {"class_weights": class_weights},
         }
     )
     data = prepare(cfg.data)

@@ -24,7 +24,7 @@ from genda.data.augment import augment
 from genda.methods.base import Batch
 from genda.methods.supervised import SourceOnly, SupervisedHparams
 from genda.nets import backbones
-from genda.nets.adversarial import DomainAdversarialLoss, dann_lambda
+from genda.nets.adversarial import ClassPriors, DomainAdversarialLoss, dann_lambda
 
 
 @dataclass
@@ -39,21 +39,44 @@ class AdversaryHparams:
     # differ; the larger one keeps ~62 % and MNIST -> MNIST-M goes from 47 % to 86 % (2k steps).
     disc_hidden: int = bounded(1024, 0, 4096, "discriminator hidden units (0 = the arch's)")
     disc_layers: int = bounded(2, 0, 8, "discriminator hidden layers (0 = the arch's)")
-
-
-def adversary_for(method: SourceOnly, hp: AdversaryHparams) -> None:
-    """Add ``nets["discriminator"]`` on the encoder's features (no second encoder)."""
-    method.nets["discriminator"] = backbones.discriminator_for(
-        method.hp.arch, method.nets["encoder"].out_dim, hp.disc_hidden, hp.disc_layers
+    # Off by default until measured on every real pair (benchmarks/README.md).
+    class_weights: bool = choice(
+        False,
+        [True, False],
+        "weight source images in the domain loss by the estimated p_T(y)/p_S(y) (IWDAN), so "
+        "alignment does not fight a difference in class proportions",
     )
 
 
+def adversary_for(method: SourceOnly, hp: AdversaryHparams) -> None:
+    """Add ``nets["discriminator"]`` on the encoder's features (no second encoder), and
+    ``nets["priors"]`` (no parameters) when the domain loss is class-weighted."""
+    method.nets["discriminator"] = backbones.discriminator_for(
+        method.hp.arch, method.nets["encoder"].out_dim, hp.disc_hidden, hp.disc_layers
+    )
+    if hp.class_weights:
+        method.nets["priors"] = ClassPriors(method.info.num_classes)
+
+
 def adversarial_loss(
-    method: SourceOnly, hp: AdversaryHparams, fs: torch.Tensor, ft: torch.Tensor, step: int
+    method: SourceOnly,
+    hp: AdversaryHparams,
+    fs: torch.Tensor,
+    ft: torch.Tensor,
+    step: int,
+    ys: torch.Tensor,
+    probs_t: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """DANN's reversed-gradient domain loss (and domain accuracy) at ``step``'s lambda."""
+    """DANN's reversed-gradient domain loss (and domain accuracy) at ``step``'s lambda;
+    source labels ``ys`` and predicted target probabilities ``probs_t`` (no gradient) feed
+    the class weights when ``hp.class_weights``."""
     coeff = hp.lambda_max * dann_lambda((step - 1) / method.total_steps, hp.gamma)
-    return DomainAdversarialLoss(method.nets["discriminator"])(fs, ft, coeff)  # DDP-wrapped D
+    weight = None
+    if hp.class_weights and probs_t is not None:
+        priors = method.nets["priors"]
+        priors.update(ys, probs_t)
+        weight = torch.cat([priors.weights(ys), ft.new_ones(len(ft), dtype=torch.float)])
+    return DomainAdversarialLoss(method.nets["discriminator"])(fs, ft, coeff, weight)
 
 
 @dataclass
@@ -90,7 +113,11 @@ class DANN(SourceOnly):
             fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)
         cls_loss = F.cross_entropy(logits, ys)
-        dom_loss, dom_acc = adversarial_loss(self, self.hp, fs, ft, step)
+        probs_t = None
+        if self.hp.class_weights:  # (its BatchNorm also sees target features; AdaBN re-estimates)
+            with torch.no_grad():
+                probs_t = self.nets["classifier"](ft).float().softmax(1)
+        dom_loss, dom_acc = adversarial_loss(self, self.hp, fs, ft, step, ys, probs_t)
         opt = self.optimizers["main"]
         opt.zero_grad(set_to_none=True)
         self.backward(cls_loss + dom_loss)

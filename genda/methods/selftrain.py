@@ -133,7 +133,7 @@ class SelfTrain(SourceOnly):
         cls_loss = F.cross_entropy(logits_s, ys)
         pl_loss = (F.cross_entropy(logits_t, pseudo, reduction="none") * mask).mean()
         div_loss = diversity(logits_t)
-        align_loss, align_logs = self.align(fs, ft, step)
+        align_loss, align_logs = self.align(fs, ft, step, ys, probs)
         loss = (
             cls_loss
             + self.hp.unsup_weight * pl_loss
@@ -157,8 +157,9 @@ class SelfTrain(SourceOnly):
         }
 
     def align(
-        self, fs: torch.Tensor, ft: torch.Tensor, step: int
+        self, fs: torch.Tensor, ft: torch.Tensor, step: int, ys: torch.Tensor, probs_t: torch.Tensor
     ) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
-        """An extra feature-alignment loss on the student's source/target features (none
-        here; :class:`~genda.methods.selftrain_dann.SelfTrainDANN` adds DANN's)."""
+        """An extra feature-alignment loss on the student's source/target features, given
+        the source labels and the teacher's target probabilities (none here;
+        :class:`~genda.methods.selftrain_dann.SelfTrainDANN` adds DANN's)."""
         return 0.0, {}

@@ -1,8 +1,9 @@
 """Domain-adversarial pieces any backbone plugs into (TLlib style: a loss owns its adversary).
 
-Gradient reversal, the DANN paper's lambda and learning-rate schedules, and
+Gradient reversal, the DANN paper's lambda and learning-rate schedules,
 :class:`DomainAdversarialLoss`, used by DANN and DSN (and the conventional-pipeline
-baseline in ``benchmarks/pipeline.py``).
+baseline in ``benchmarks/pipeline.py``), and :class:`ClassPriors`, the label-shift weights
+that keep the adversary from aligning domains whose classes come in different proportions.
 """
 
 from __future__ import annotations
@@ -74,3 +75,36 @@ class DomainAdversarialLoss(nn.Module):
         loss = F.binary_cross_entropy_with_logits(logits.float(), dom, weight=weight)
         acc = ((logits > 0).float() == dom).float().mean()
         return loss, acc
+
+
+class ClassPriors(nn.Module):
+    """Running estimates of the source and target label distributions, and the importance
+    weights ``w_y = p_T(y) / p_S(y)`` that make the source look like the target's mix.
+
+    DANN aligns the feature *marginals*. When the domains' class proportions differ (USPS
+    has 16 % zeros, MNIST and MNIST-M 10 %), a perfect alignment must map some target zeros
+    onto source features of other classes. Weighting each source image in the domain loss by
+    ``w_y`` aligns the target with the source re-mixed to the target's proportions instead
+    (IWDAN: Tachet des Combes et al., "Domain Adaptation with Conditional Distribution
+    Matching and Generalized Label Shift", NeurIPS 2020). ``p_S`` comes from the source
+    labels; ``p_T``, never from target labels, is the mean predicted distribution on target
+    batches. Both are exponential moving averages (``momentum`` per step); buffers, so a
+    checkpoint resumes them.
+    """
+
+    def __init__(self, num_classes: int, momentum: float = 0.99) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("source", torch.full((num_classes,), 1.0 / num_classes))
+        self.register_buffer("target", torch.full((num_classes,), 1.0 / num_classes))
+
+    @torch.no_grad()
+    def update(self, y_s: torch.Tensor, probs_t: torch.Tensor) -> None:
+        """One step: source labels ``[Ns]`` and target class probabilities ``[Nt, K]``."""
+        counts = torch.bincount(y_s, minlength=len(self.source)).float()
+        self.source.lerp_(counts / counts.sum(), 1 - self.momentum)
+        self.target.lerp_(probs_t.float().mean(0), 1 - self.momentum)
+
+    def weights(self, y_s: torch.Tensor) -> torch.Tensor:
+        """``w_y`` for every source label in ``y_s`` (1 everywhere when the mixes agree)."""
+        return (self.target / self.source.clamp_min(1e-3))[y_s]

@@ -96,6 +96,13 @@ class TrainConfig:
         0, 0, None, "evaluate during training every N steps (0 = only at the end)"
     )
     ckpt_every: int = bounded(500, 0, None, "checkpoint every N steps (0 = only at the end)")
+    select: str = choice(
+        "final",
+        ["final", "im", "entropy"],
+        "domain adaptation: evaluate the final model, or the one (of every ckpt_every steps) "
+        "with the best score on unlabelled target train images: im = information "
+        "maximisation, entropy = lowest prediction entropy",
+    )
     sample_every: int = bounded(
         -1,
         -1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -12,7 +13,9 @@ import yaml
 from genda.cli import main
 from genda.config import ConfigError
 from genda.engine.loop import resolve_config, train
+from genda.engine.select import Selector
 from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL
+from genda.metrics.selection import SCORES
 from genda.nets.adversarial import ClassPriors, dann_lambda, dann_lr, grad_reverse
 
 TINY = [
@@ -80,16 +83,22 @@ def test_class_priors_reweight_the_source_to_the_target_mix():
     torch.testing.assert_close(same.weights(torch.arange(3)), torch.ones(3))
 
 
-@pytest.mark.parametrize("class_weights", [False, True])
-def test_dann_never_reads_target_labels(class_weights: bool):
-    """Scrambling the target labels must not change a DANN run at all."""
+@pytest.mark.parametrize(
+    "class_weights, select", [(False, "final"), (True, "final"), (False, "im")]
+)
+def test_dann_never_reads_target_labels(class_weights: bool, select: str):
+    """Scrambling the target labels must not change a DANN run at all (nor the class
+    weights' estimate, nor which checkpoint an unsupervised rule selects)."""
     from genda.data.prepare import prepare
 
     cfg = resolve_config(
         {
             "method": "dann",
             "data": {"source": "digits", "target": "digits-m", "limit": 64, "channels": 3},
-            "train": {"steps": 3, "batch_size": 16, "progress": False},
+            "train": {
+                **{"steps": 3, "batch_size": 16, "progress": False},
+                **{"select": select, "ckpt_every": 1},
+            },
             "hparams": {"class_weights": class_weights},
         }
     )
@@ -97,10 +106,8 @@ def test_dann_never_reads_target_labels(class_weights: bool):
     a = train(cfg, None, data=data)
     data.target.train.labels = torch.randint(0, 10, data.target.train.labels.shape)
     b = train(cfg, None, data=data)
-    assert (
-        a["target_accuracy"] == b["target_accuracy"]
-        and a["source_accuracy"] == b["source_accuracy"]
-    )
+    keys = ("target_accuracy", "source_accuracy", "selected_step")
+    assert [a.get(k) for k in keys] == [b.get(k) for k in keys]
 
 
 @pytest.mark.parametrize(
@@ -267,3 +274,56 @@ def test_uda_budget_is_steps_unless_epochs_are_asked_for() -> None:
     both = resolve_config({"method": "dann", "train": {"epochs": 2, "steps": 50}})
     assert both.train.steps == 50
     assert resolve_config({"method": "ddpm"}).train.steps == 0  # generative: epochs as before
+
+
+def test_selection_scores_reward_confident_spread_predictions():
+    k = 4
+    uniform = torch.full((8, k), 1 / k)
+    one_class = torch.eye(k)[torch.zeros(8, dtype=torch.long)]
+    spread = torch.eye(k)[torch.arange(8) % k]
+    im, ent = SCORES["im"][0], SCORES["entropy"][0]
+    assert abs(im(uniform)) < 1e-6 and abs(im(one_class)) < 1e-6
+    assert abs(im(spread) - math.log(k)) < 1e-5
+    assert ent(one_class) == ent(spread) > ent(uniform)  # entropy alone cannot tell them apart
+
+
+def test_selector_restores_the_best_scoring_weights():
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    net = torch.nn.Linear(1, 2, bias=False)
+    method = torch.nn.Module()
+    method.nets = torch.nn.ModuleDict({"classifier": net})
+    # probabilities from the weights: a confident, spread prediction when the weights differ
+    method.target_probs = lambda data: torch.stack(
+        [net.weight[:, 0].softmax(0), net.weight[:, 0].flip(0).softmax(0)]
+    ).detach()
+    rt = SimpleNamespace(local=lambda m: nullcontext())
+    selector = Selector("im")
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[5.0], [-5.0]]))
+    selector.observe(10, method, None, rt)
+    with torch.no_grad():
+        net.weight.zero_()  # uniform predictions: a worse score
+    selector.observe(20, method, None, rt)
+    selector.restore(method)
+    assert torch.equal(net.weight, torch.tensor([[5.0], [-5.0]]))
+    assert selector.best[1] == 10 and "step 10 of 20, of 2 scored" in selector.describe(20)
+
+
+def test_train_select_chooses_by_score_and_says_so(tmp_path):
+    cfg = resolve_config(
+        {
+            "method": "dann",
+            "data": {"source": "digits", "target": "digits-m", "limit": 64},
+            "train": {"steps": 6, "batch_size": 16, "progress": False, "ckpt_every": 2},
+        }
+    )
+    cfg.train.select = "im"
+    metrics = train(cfg, tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    scores = {int(r["step"]): float(r["select/im"]) for r in rows if r.get("select/im")}
+    assert sorted(scores) == [2, 4, 6]
+    assert metrics["selected_step"] == max(scores, key=scores.get)
+    assert "information maximisation" in metrics["selection_rule"]
+    assert "no target labels" in metrics["selection_rule"]

@@ -21,6 +21,7 @@ from genda.data.stream import Stream
 from genda.engine import checkpoint as ckpt
 from genda.engine.log import History
 from genda.engine.runtime import Runtime
+from genda.engine.select import Selector
 from genda.errors import GendaError, RunLockedError
 from genda.io import locked, read_json, write_json, write_text, write_yaml
 
@@ -164,6 +165,14 @@ def _train(
         if rt.is_main and not resume:
             print(f"[{cfg.name or cfg.method}] chose {data.chosen}", flush=True)
     method, streams, steps = build_run(cfg, data, rt)
+    selector = None
+    if tc.select != "final":
+        if method.kind != "uda" or rt.world > 1:
+            raise ConfigError(
+                f"train.select={tc.select}: checkpoint selection is for single-process "
+                "domain-adaptation runs (use train.select=final)"
+            )
+        selector = Selector(tc.select)
 
     main = rt.is_main and run_dir is not None
     history = History(run_dir if main else None)
@@ -222,6 +231,15 @@ def _train(
         if main and figures and every and method.kind == "generative"
         else None
     )
+
+    def select(step: int) -> float:
+        """Score the model for ``train.select`` (off the clock, like evaluation)."""
+        nonlocal paused
+        t_select = time.perf_counter()
+        score = selector.observe(step, method, data, rt)
+        paused += time.perf_counter() - t_select
+        return score
+
     method.train()
     sums: dict[str, torch.Tensor] = {}
     count = 0
@@ -270,15 +288,23 @@ def _train(
             paused += time.perf_counter() - t_frame
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
             save_checkpoint(step)
+            if selector is not None:
+                history.log(step, clock(), {f"select/{tc.select}": select(step)})
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     wall = clock()
     save_checkpoint(steps)
+    chosen = {}
+    if selector is not None:
+        history.log(steps, wall, {f"select/{tc.select}": select(steps)})
+        selector.restore(method)
+        chosen = {"selection_rule": selector.describe(steps), "selected_step": selector.best[1]}
     method.eval()
     fig_dir = run_dir / "figures" if main and figures else None
     metrics = rt.evaluate(method, data, fig_dir) if evaluate else {}  # rank 0 only
+    metrics.update(chosen)
     history.log(steps, wall, _scalars(metrics))
     if frames is not None and "figures" in metrics and frames.is_dir():
         from genda.viz import save_gif

@@ -38,6 +38,7 @@ class UDAMethod(Method):
     # The networks :meth:`classify` runs through (whose BatchNorm AdaBN re-estimates).
     eval_nets: ClassVar[tuple[str, ...]] = ("encoder", "classifier")
     adabn_images: ClassVar[int] = 10000  # target train images AdaBN averages over
+    selection_images: ClassVar[int] = 2000  # target train images an unsupervised score reads
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["encoder"](x)
@@ -92,6 +93,20 @@ class UDAMethod(Method):
                 yield
         else:
             yield
+
+    @torch.no_grad()
+    def target_probs(self, data: ExperimentData) -> torch.Tensor:
+        """Class probabilities ``[N, K]`` on up to :attr:`selection_images` target *train*
+        images spread evenly over the split (a folder data set is sorted by class), as
+        evaluation sees the target; what unsupervised model selection scores. No labels."""
+        images = data.target.train.images
+        stride = max(1, len(images) // self.selection_images)
+        with self.on_target(data):
+            probs = [
+                self.classify(self.prepare(x.to(self.device))).float().softmax(1).cpu()
+                for x in images[::stride][: self.selection_images].split(500)
+            ]
+        return torch.cat(probs)
 
     @torch.no_grad()
     def evaluate(self, data: ExperimentData, run_dir: Path | None = None) -> dict[str, Any]:

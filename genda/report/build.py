@@ -176,6 +176,7 @@ KEY_SETTINGS = (
     "train.precision",
     "train.seed",
     "train.devices",
+    "train.select",
 )
 
 
@@ -204,8 +205,8 @@ def implementation_details(config: Mapping[str, Any]) -> Table | None:
     for key, value in flatten(config):
         if not (key.startswith("hparams.") or key in KEY_SETTINGS):
             continue
-        if key.endswith("_scale") and not config.get("data", {}).get("target"):
-            continue  # framing is matched between two domains only
+        if key.endswith(("_scale", ".select")) and not config.get("data", {}).get("target"):
+            continue  # framing and checkpoint selection concern two domains only
         default = defaults.get(key)
         if default is None or default == value:
             note = ""

@@ -16,11 +16,16 @@ from torch import nn
 
 from genda.data.domain import Domain
 from genda.data.prepare import ExperimentData
-from genda.data.stream import batches
 from genda.methods.base import Method
 from genda.metrics.classification import classification_metrics, predict
 
 SELECTION_RULE = "final step (fixed schedule; no target labels used for model selection)"
+
+
+def spread(images: torch.Tensor, n: int) -> torch.Tensor:
+    """Up to ``n`` of ``images``, evenly spaced over the split rather than its first ``n``:
+    a folder data set is stored class by class, so its first images are all one class."""
+    return images[:: max(1, len(images) // n)][:n]
 
 
 class UDAMethod(Method):
@@ -52,7 +57,7 @@ class UDAMethod(Method):
 
         The running statistics of every BatchNorm layer on the :meth:`classify` path are
         reset and re-estimated as the exact average over (up to :attr:`adabn_images`)
-        un-augmented images of ``domain``; on exit the trained statistics come back, so
+        un-augmented images of ``domain``, :func:`spread` over it; on exit the trained statistics come back, so
         evaluation leaves the model as it was (and is the same on a reloaded checkpoint).
         A network trained on source statistics otherwise normalises target features with the
         wrong mean and variance, which on MNIST-M alone costs tens of points.
@@ -69,13 +74,9 @@ class UDAMethod(Method):
                 m.reset_running_stats()
                 m.momentum = None  # cumulative average: exact mean over the batches seen
                 m.train()
-            seen = 0
             with torch.no_grad():
-                for x, _ in batches(domain, 500, self.device):
-                    self.classify(self.prepare(x))
-                    seen += len(x)
-                    if seen >= self.adabn_images:
-                        break
+                for x in spread(domain.images, self.adabn_images).split(500):
+                    self.classify(self.prepare(x.to(self.device)))
             for m in bns:
                 m.eval()
             yield
@@ -97,14 +98,12 @@ class UDAMethod(Method):
     @torch.no_grad()
     def target_probs(self, data: ExperimentData) -> torch.Tensor:
         """Class probabilities ``[N, K]`` on up to :attr:`selection_images` target *train*
-        images spread evenly over the split (a folder data set is sorted by class), as
-        evaluation sees the target; what unsupervised model selection scores. No labels."""
-        images = data.target.train.images
-        stride = max(1, len(images) // self.selection_images)
+        images (:func:`spread` over the split), as evaluation sees the target; what
+        unsupervised model selection scores. No labels."""
         with self.on_target(data):
             probs = [
                 self.classify(self.prepare(x.to(self.device))).float().softmax(1).cpu()
-                for x in images[::stride][: self.selection_images].split(500)
+                for x in spread(data.target.train.images, self.selection_images).split(500)
             ]
         return torch.cat(probs)
 

@@ -332,9 +332,9 @@ def test_train_select_chooses_by_score_and_says_so(tmp_path):
 def test_adabn_and_selection_sample_the_whole_split():
     """A folder data set is stored class by class: the images AdaBN and the selection
     scores read must span it, not be its first classes."""
-    from genda.methods.uda import spread
+    from genda.data.domain import evenly_spaced
 
     by_class = torch.arange(10).repeat_interleave(3000)  # 30,000 "images", sorted by class
-    picked = spread(by_class, 10000)
+    picked = evenly_spaced(by_class, 10000)
     assert len(picked) == 10000 and torch.bincount(picked).min() >= 990
-    assert torch.equal(spread(by_class[:50], 10000), by_class[:50])
+    assert torch.equal(evenly_spaced(by_class[:50], 10000), by_class[:50])

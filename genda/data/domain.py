@@ -150,6 +150,12 @@ class Domain:
         return replace(self, images=x)
 
 
+def evenly_spaced(images: torch.Tensor, n: int) -> torch.Tensor:
+    """Up to ``n`` of ``images``, evenly spaced over the split rather than its first ``n``:
+    a folder data set is stored class by class, so its first images are all one class."""
+    return images[:: max(1, len(images) // n)][:n]
+
+
 def edge_pixels(x: torch.Tensor) -> torch.Tensor:
     """The outer ring of pixels of ``x [..., H, W]``, flattened into the last dimension."""
     return torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)

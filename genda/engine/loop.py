@@ -232,13 +232,13 @@ def _train(
         else None
     )
 
-    def select(step: int) -> float:
-        """Score the model for ``train.select`` (off the clock, like evaluation)."""
+    def select(step: int) -> None:
+        """Score the model for ``train.select`` (off the clock, like evaluation) and log it."""
         nonlocal paused
         t_select = time.perf_counter()
         score = selector.observe(step, method, data, rt)
         paused += time.perf_counter() - t_select
-        return score
+        history.log(step, clock(), {f"select/{tc.select}": score})
 
     method.train()
     sums: dict[str, torch.Tensor] = {}
@@ -289,7 +289,7 @@ def _train(
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
             save_checkpoint(step)
             if selector is not None:
-                history.log(step, clock(), {f"select/{tc.select}": select(step)})
+                select(step)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -298,7 +298,7 @@ def _train(
     save_checkpoint(steps)
     chosen = {}
     if selector is not None:
-        history.log(steps, wall, {f"select/{tc.select}": select(steps)})
+        select(steps)
         selector.restore(method)
         chosen = {"selection_rule": selector.describe(steps), "selected_step": selector.best[1]}
     method.eval()

@@ -14,18 +14,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from genda.data.domain import Domain
+from genda.data.domain import Domain, evenly_spaced
 from genda.data.prepare import ExperimentData
 from genda.methods.base import Method
 from genda.metrics.classification import classification_metrics, predict
 
 SELECTION_RULE = "final step (fixed schedule; no target labels used for model selection)"
-
-
-def spread(images: torch.Tensor, n: int) -> torch.Tensor:
-    """Up to ``n`` of ``images``, evenly spaced over the split rather than its first ``n``:
-    a folder data set is stored class by class, so its first images are all one class."""
-    return images[:: max(1, len(images) // n)][:n]
 
 
 class UDAMethod(Method):
@@ -56,9 +50,10 @@ class UDAMethod(Method):
         """AdaBN (Li et al., 2017): inside, BatchNorm uses statistics of ``domain``'s images.
 
         The running statistics of every BatchNorm layer on the :meth:`classify` path are
-        reset and re-estimated as the exact average over (up to :attr:`adabn_images`)
-        un-augmented images of ``domain``, :func:`spread` over it; on exit the trained statistics come back, so
-        evaluation leaves the model as it was (and is the same on a reloaded checkpoint).
+        reset and re-estimated as the exact average over (up to :attr:`adabn_images`,
+        :func:`~genda.data.domain.evenly_spaced`) un-augmented images of ``domain``; on exit
+        the trained statistics come back, so evaluation leaves the model as it was (and is
+        the same on a reloaded checkpoint).
         A network trained on source statistics otherwise normalises target features with the
         wrong mean and variance, which on MNIST-M alone costs tens of points.
         """
@@ -75,7 +70,7 @@ class UDAMethod(Method):
                 m.momentum = None  # cumulative average: exact mean over the batches seen
                 m.train()
             with torch.no_grad():
-                for x in spread(domain.images, self.adabn_images).split(500):
+                for x in evenly_spaced(domain.images, self.adabn_images).split(500):
                     self.classify(self.prepare(x.to(self.device)))
             for m in bns:
                 m.eval()
@@ -98,12 +93,12 @@ class UDAMethod(Method):
     @torch.no_grad()
     def target_probs(self, data: ExperimentData) -> torch.Tensor:
         """Class probabilities ``[N, K]`` on up to :attr:`selection_images` target *train*
-        images (:func:`spread` over the split), as evaluation sees the target; what
+        images (:func:`~genda.data.domain.evenly_spaced` over the split), as evaluation sees the target; what
         unsupervised model selection scores. No labels."""
         with self.on_target(data):
             probs = [
                 self.classify(self.prepare(x.to(self.device))).float().softmax(1).cpu()
-                for x in spread(data.target.train.images, self.selection_images).split(500)
+                for x in evenly_spaced(data.target.train.images, self.selection_images).split(500)
             ]
         return torch.cat(probs)
 

@@ -110,6 +110,14 @@ def _cell(cell) -> str:
     return cell_line(cell, run_cell(cell.cfg, cell.run_dir))
 
 
+def _timed(fn, *args) -> str:
+    """``fn(*args)``'s log line with the task's whole time (training, scoring, figures), so
+    a slow demo shows which of its runs to shrink."""
+    t0 = time.perf_counter()
+    line = fn(*args)
+    return f"{line} [{time.perf_counter() - t0:.0f} s in all]"
+
+
 def run_demo(out: Path, quick: bool = False, jobs: int | None = None) -> Path:
     """Run the demo into ``out`` (re-running resumes: finished runs are kept), ``jobs``
     runs at a time (default :func:`default_jobs`).
@@ -141,11 +149,11 @@ def run_demo(out: Path, quick: bool = False, jobs: int | None = None) -> Path:
     tasks += [(_generative, ("vae", out / "gen", quick, threads))]
     if jobs <= 1:
         for fn, args in tasks:
-            print(fn(*args), flush=True)
+            print(_timed(fn, *args), flush=True)
     else:
         ctx = multiprocessing.get_context("spawn")  # no forked OpenMP state in the workers
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            for future in as_completed([pool.submit(fn, *args) for fn, args in tasks]):
+            for future in as_completed([pool.submit(_timed, fn, *args) for fn, args in tasks]):
                 print(future.result(), flush=True)
     t_runs = time.perf_counter() - t0
     uda_table(DEMO_PAIRS, out / "uda", DEMO_UDA_METHODS, [0], uda_base(quick))  # all reused

@@ -222,3 +222,18 @@ def test_strong_augment_keeps_shape_and_range():
     x = torch.rand(8, 1, 28, 28) * 2 - 1
     y = strong_augment(x)
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(x, y)
+
+
+@pytest.mark.parametrize("invert, per_image", [("image", True), ("channel", False)])
+def test_strong_augment_inverts_polarity_per_image_or_channel(invert, per_image):
+    from genda.methods.selftrain import strong_augment
+
+    x = torch.rand(64, 3, 28, 28) * 2 - 1
+    torch.manual_seed(0)
+    plain = strong_augment(x, invert="none")
+    torch.manual_seed(0)
+    flipped = strong_augment(x, invert=invert)
+    sign = (flipped * plain).flatten(2).sum(2).sign()  # [N, C]: +1 kept, -1 inverted
+    assert torch.equal(flipped.abs(), plain.abs())
+    assert (sign == 1).any() and (sign == -1).any()
+    assert per_image == bool((sign == sign[:, :1]).all())  # channels flip together or not

@@ -60,6 +60,26 @@ def test_plot_tsne_writes_both_views_and_subsamples(tmp_path: Path) -> None:
     assert_png(by_domain)
 
 
+def test_plot_tsne_uses_the_runs_thread_count(tmp_path: Path, monkeypatch) -> None:
+    """scikit-learn's OpenMP would take every core; a one-thread run's t-SNE keeps to one."""
+    import threadpoolctl
+
+    seen: list[int | None] = []
+    real = threadpoolctl.threadpool_limits
+
+    def spy(limits=None, user_api=None):
+        seen.append(limits)
+        return real(limits=limits, user_api=user_api)
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", spy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    rng = np.random.default_rng(0)
+    viz.plot_tsne(
+        rng.normal(size=(20, 4)), np.arange(20) % 2, np.zeros(20), tmp_path / "t", ["a", "b"]
+    )
+    assert seen == [1]
+
+
 def test_plot_curves_sparse_history(tmp_path: Path) -> None:
     csv = tmp_path / "history.csv"
     csv.write_text(

@@ -45,14 +45,18 @@ from genda.methods.losses import diversity, ema_update
 from genda.methods.supervised import SourceOnly, SupervisedHparams
 
 
-def strong_augment(x: torch.Tensor, zoom: float = 1.4) -> torch.Tensor:
+def strong_augment(x: torch.Tensor, zoom: float = 1.4, invert: str = "image") -> torch.Tensor:
     """Strong, label-preserving jitter for digit batches ``[N, C, H, W]`` in [-1, 1].
 
     Random affine (rotation ±20°, shear ±15°, zoom log-uniform in [1/zoom, zoom], shift
-    ±15 % of the side),
-    contrast/brightness jitter and one cut-out square (a third of the side, filled grey):
-    FixMatch's RandAugment + Cutout restricted to what keeps a digit a digit (no flips).
-    Uses the global torch RNG (captured by checkpoints). One grid-sample per batch.
+    ±15 % of the side), contrast/brightness jitter, one cut-out square (a third of the
+    side, filled grey) and, with ``invert="image"`` (``"channel"``), each image's (each
+    channel's) polarity inverted with probability 1/2: FixMatch's RandAugment/CTAugment
+    ops (Invert among them) + Cutout, restricted to what keeps a digit a digit (no flips).
+    Inversion matters where one domain's strokes are darker than their background in some
+    images and lighter in others (MNIST-M: ``|photo - digit|``), while the other's are
+    always light on dark. Uses the global torch RNG (captured by checkpoints). One
+    grid-sample per batch.
     """
     n, dev = x.shape[0], x.device
     u = lambda *s: torch.rand(*s, device=dev) * 2 - 1  # noqa: E731  uniform in [-1, 1]
@@ -74,7 +78,11 @@ def strong_augment(x: torch.Tensor, zoom: float = 1.4) -> torch.Tensor:
     ys = torch.arange(h, device=dev).view(1, 1, h, 1)
     xs = torch.arange(w, device=dev).view(1, 1, 1, w)
     hole = ((ys - cy).abs() <= side // 2) & ((xs - cx).abs() <= side // 2)
-    return x.masked_fill(hole, 0.0)
+    x = x.masked_fill(hole, 0.0)
+    if invert == "none":
+        return x
+    c = x.shape[1] if invert == "channel" else 1  # 255 - v is -x in [-1, 1]
+    return x * (torch.randint(0, 2, (n, c, 1, 1), device=dev) * 2 - 1).to(x.dtype)
 
 
 @dataclass
@@ -87,6 +95,11 @@ class SelfTrainHparams(SupervisedHparams):
     unsup_weight: float = bounded(1.0, 0.0, 100.0, "weight of the pseudo-label loss")
     diversity_weight: float = bounded(1.0, 0.0, 100.0, "weight of the class-diversity loss")
     zoom: float = bounded(1.4, 1.0, 4.0, "strong view: zoom log-uniform in [1/zoom, zoom]")
+    invert: str = choice(
+        "image",
+        ["none", "image", "channel"],
+        "strong view: invert each image's (channel's) polarity with p = 1/2",
+    )
     # The evaluated teacher's BatchNorm already tracks target images only (see above).
     adabn: bool = choice(
         False, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
@@ -127,8 +140,10 @@ class SelfTrain(SourceOnly):
         mask = (conf >= self.hp.threshold).float()
 
         enc, cls = self.nets["encoder"], self.nets["classifier"]
-        fs = enc(strong_augment(xs, self.hp.zoom))  # separate forwards: per-domain BN
-        ft = enc(strong_augment(xt, self.hp.zoom))
+        fs = enc(
+            strong_augment(xs, self.hp.zoom, self.hp.invert)
+        )  # separate forwards: per-domain BN
+        ft = enc(strong_augment(xt, self.hp.zoom, self.hp.invert))
         logits_s, logits_t = cls(fs), cls(ft)
         cls_loss = F.cross_entropy(logits_s, ys)
         pl_loss = (F.cross_entropy(logits_t, pseudo, reduction="none") * mask).mean()

@@ -166,8 +166,7 @@ class VAE(GenerativeMethod):
             run_dir / "latent_tsne",
             names,
             (test.name,),
-            n_threads=1,
-        )  # OpenMP spin-waits on a busy CPU: 1 is faster
+        )
         by_domain.unlink(
             missing_ok=True
         )  # one domain: that view is a single colour, noise in a report

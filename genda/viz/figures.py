@@ -100,8 +100,9 @@ def plot_tsne(
 
     One embedding serves both plots, so the two views are directly comparable: aligned
     domains mix in the by-domain plot while classes stay separated in the by-class plot.
-    ``n_threads`` caps t-SNE's OpenMP threads: on a busy machine (training next door) one
-    thread is several times faster than spin-waiting for cores; ``None`` uses all.
+    ``n_threads`` caps t-SNE's OpenMP threads; ``None`` takes torch's (the run's
+    ``train.threads``). scikit-learn would otherwise use every core, and on a busy machine
+    (another one-thread run next door) spin-waiting for them is several times slower.
     """
     x = _np(features)
     x = x.reshape(x.shape[0], -1).astype(np.float32)
@@ -120,7 +121,8 @@ def plot_tsne(
     from threadpoolctl import threadpool_limits
 
     tsne = TSNE(n_components=2, init="pca", random_state=seed, perplexity=perplexity)
-    with threadpool_limits(limits=n_threads, user_api="openmp"):
+    threads = torch.get_num_threads() if n_threads is None else n_threads
+    with threadpool_limits(limits=threads, user_api="openmp"):
         emb = tsne.fit_transform(x[keep])
     prefix = str(path_prefix)
     return (

@@ -415,6 +415,15 @@ def test_generative_section_compares_like_with_like() -> None:
     assert "is within noise of DCGAN" in " ".join(generative_observations(tie))
     no_interval = [("a", {"method": "dcgan", "fid": 13.9, **common}), ("b", runs[1][1])]
     assert "within noise" in " ".join(generative_observations(no_interval))
+    sized = [
+        ("a", {**runs[0][1], "parameters": {"g": 1_000_000, "d": 5}}),
+        ("b", {**runs[1][1], "parameters": {"g": 250_000, "d": 5}}),
+    ]
+    assert "; generators of 250,000 vs 1,000,000 parameters)" in " ".join(
+        generative_observations(sized)
+    )
+    sized[1][1]["parameters"] = {"g": 1_000_000}
+    assert "generators of" not in " ".join(generative_observations(sized))
     assert generative_table([("e", runs[4][1])]) == []
 
 

@@ -317,6 +317,7 @@ def _train(
         "steps": steps,
         "wall_time_s": round(wall, 2),
         "precision": rt.precision,
+        "parameters": method.parameter_counts(),
         "source": cfg.data.source,
         **({"target": cfg.data.target} if cfg.data.target else {}),
         **metrics,

@@ -72,13 +72,16 @@ class Method(nn.Module):
             else x
         )
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per network (``metrics.json``: comparisons name the models' sizes)."""
+        return {k: sum(p.numel() for p in unwrap(net).parameters()) for k, net in self.nets.items()}
+
     def architecture(self) -> str:
         """The printed networks with parameter counts, for ``architecture.txt``."""
-        parts = []
-        for k, net in self.nets.items():
-            net = unwrap(net)
-            n = sum(p.numel() for p in net.parameters())
-            parts.append(f"== {k} ({n:,} parameters)\n{net}")
+        counts = self.parameter_counts()
+        parts = [
+            f"== {k} ({counts[k]:,} parameters)\n{unwrap(net)}" for k, net in self.nets.items()
+        ]
         return "\n\n".join(parts) + "\n"
 
     def checkpoint_state(self) -> dict[str, Any]:

@@ -78,11 +78,13 @@ def _compare_gans(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
                 verdict = "is within noise of"
             else:
                 verdict = "beats" if b["fid"] < a["fid"] else "is worse than"
+            gb, ga = (m.get("parameters", {}).get("g") for m in (b, a))
+            sizes = f"; generators of {gb:,} vs {ga:,} parameters" if gb and ga and gb != ga else ""
             found.append(
                 f"The improved GAN {verdict} DCGAN on {a['source']} at {a['steps']} steps: "
                 f"FID {_fid(b)} vs {_fid(a)} ({a['fid_extractor']} features, "
                 f"{a['eval_n']} samples, 95% bootstrap intervals over the samples; lower is "
-                "better)."
+                f"better{sizes})."
             )
     return found
 

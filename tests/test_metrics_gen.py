@@ -328,6 +328,9 @@ def test_cli_eval_merges_metrics(tiny_run: Path, capsys) -> None:
     assert (
         after["method"] == before["method"] and after["figures"] == before["figures"]
     )  # merged, not replaced
+    # the run's numeric precision and the samples' precision score are different keys
+    assert after["train_precision"] == before["train_precision"] and after["train_precision"]
+    assert isinstance(after["precision"], float)
     assert after["fid_extractor"] == "classifier:digits"
     assert after["fid"] >= 0 and after["fid"] > after["fid_real_test"]
     assert 0 <= after["classifier_accuracy"] <= 100 and after["evaluator_accuracy"] > 90

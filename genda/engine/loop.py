@@ -316,7 +316,7 @@ def _train(
         "seed": tc.seed,
         "steps": steps,
         "wall_time_s": round(wall, 2),
-        "precision": rt.precision,
+        "train_precision": rt.precision,  # "precision" is the generative precision/recall score
         "parameters": method.parameter_counts(),
         "source": cfg.data.source,
         **({"target": cfg.data.target} if cfg.data.target else {}),

@@ -140,10 +140,8 @@ class SelfTrain(SourceOnly):
         mask = (conf >= self.hp.threshold).float()
 
         enc, cls = self.nets["encoder"], self.nets["classifier"]
-        fs = enc(
-            strong_augment(xs, self.hp.zoom, self.hp.invert)
-        )  # separate forwards: per-domain BN
-        ft = enc(strong_augment(xt, self.hp.zoom, self.hp.invert))
+        view = lambda x: strong_augment(x, self.hp.zoom, self.hp.invert)  # noqa: E731
+        fs, ft = enc(view(xs)), enc(view(xt))  # separate forwards: per-domain BN
         logits_s, logits_t = cls(fs), cls(ft)
         cls_loss = F.cross_entropy(logits_s, ys)
         pl_loss = (F.cross_entropy(logits_t, pseudo, reduction="none") * mask).mean()

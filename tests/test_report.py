@@ -245,6 +245,9 @@ def test_implementation_details_mark_what_differs_from_genda_defaults() -> None:
     assert rows["train.steps"][2] == "**changed** (default 3000)"
     assert rows["hparams.disc_hidden"] == ("hparams.disc_hidden", "1024", "")
     assert rows["data.size"][2] == "chosen for the data"
+    cfg.hparams["invert"] = "image"  # what hparams.invert=auto chose
+    rows = {r[0]: r for r in implementation_details(cfg.to_dict()).rows}
+    assert rows["hparams.invert"][2] == "chosen for the data"
     assert "train.threads" not in rows and "train.progress" not in rows
     assert "data.target_scale" not in rows  # no target domain: nothing to frame alike
     cfg.data.target, cfg.data.target_scale = "usps", 0.79

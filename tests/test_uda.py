@@ -181,12 +181,12 @@ def test_auto_size_and_channels_pick_per_pair(tmp_path, capsys) -> None:
         ]
     )
     assert rc == 0
-    assert (
-        "chose data.size=32 (larger native side: digits 28, syndigits 32)"
-        in capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "chose data.size=32 (larger native side: digits 28, syndigits 32)" in out
+    assert "hparams.invert=image (light strokes on dark: digits 100.0%, syndigits" in out
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert (cfg["data"]["size"], cfg["data"]["channels"]) == (32, 3)
+    assert cfg["hparams"]["invert"] == "image"  # syndigits' strokes are light or dark
 
 
 def _blobs(name: str, radius: float, background: int, n: int = 64, size: int = 28):
@@ -202,6 +202,32 @@ def _blobs(name: str, radius: float, background: int, n: int = 64, size: int = 2
     x = (background + blob * (255 - background)).to(torch.uint8).unsqueeze(1)
     d = Domain(x, torch.arange(n) % 2, name, ["0", "1"])
     return Dataset(name, d, d)
+
+
+def test_auto_invert_only_where_stroke_polarity_is_mixed_or_differs() -> None:
+    from genda.data.domain import Dataset, Domain
+    from genda.data.prepare import auto_invert, light_share
+
+    light = _blobs("light", 0.1, 0)  # bright blobs on black
+    x, y = light.train.images, light.train.labels
+
+    def dataset(name: str, images: torch.Tensor) -> Dataset:
+        d = Domain(images, y, name, ["0", "1"])
+        return Dataset(name, d, d)
+
+    dark = dataset("dark", 255 - x)
+    mixed = dataset(
+        "mixed", torch.where(torch.arange(len(x)).view(-1, 1, 1, 1) % 2 == 0, x, 255 - x)
+    )
+    assert [light_share(d.train) for d in (light, dark, mixed)] == [1.0, 0.0, 0.5]
+    assert auto_invert([light, light])[0] == "none"
+    assert auto_invert([dark, dark])[0] == "none"
+    assert auto_invert([light, dark])[0] == "image"  # one polarity each, but not the same
+    mode, why = auto_invert([light, mixed])
+    assert (
+        mode == "image"
+        and why == "hparams.invert=image (light strokes on dark: light 100.0%, mixed 50.0%)"
+    )
 
 
 def test_auto_scale_shrinks_the_wider_framed_domain(tmp_path) -> None:

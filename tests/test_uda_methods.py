@@ -237,3 +237,17 @@ def test_strong_augment_inverts_polarity_per_image_or_channel(invert, per_image)
     assert torch.equal(flipped.abs(), plain.abs())
     assert (sign == 1).any() and (sign == -1).any()
     assert per_image == bool((sign == sign[:, :1]).all())  # channels flip together or not
+
+
+@pytest.mark.parametrize("method", ["source-only", "dann", "adda"])
+def test_jitter_inverts_polarity_of_the_training_view_when_asked(method):
+    from genda.data.prepare import DataInfo
+
+    info = DataInfo(1, 28, [str(i) for i in range(10)])
+    x = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    plain = build_method(tiny_config(method, augment="none", invert="none"), info)
+    flipping = build_method(tiny_config(method, augment="none", invert="image"), info)
+    assert torch.equal(plain.jitter(x), plain.prepare(x))
+    view, ref = flipping.jitter(x), flipping.prepare(x)
+    sign = (view * ref).flatten(1).sum(1).sign()
+    assert torch.equal(view.abs(), ref.abs()) and (sign == 1).any() and (sign == -1).any()

@@ -11,6 +11,7 @@ KINDS = ("none", "shift", "affine")
 
 
 PADS = ("zeros", "reflection", "border")
+INVERTS = ("none", "image", "channel")
 
 
 def augment(x: torch.Tensor, kind: str, scale: float = 1.1, pad: str = "zeros") -> torch.Tensor:
@@ -42,3 +43,22 @@ def augment(x: torch.Tensor, kind: str, scale: float = 1.1, pad: str = "zeros") 
     theta[:, :, 2] = t
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode=pad, align_corners=False) - 1
+
+
+def invert_polarity(x: torch.Tensor, mode: str = "image") -> torch.Tensor:
+    """Each image's (``mode="channel"``: each channel's) polarity inverted with probability
+    1/2, for a batch ``[N, C, H, W]`` in [-1, 1] (``255 - v`` is ``-x`` there).
+
+    A label-preserving op of FixMatch's RandAugment/CTAugment (Invert). It matters where one
+    domain's strokes are darker than their background in some images and lighter in others
+    (MNIST-M: ``|photo - digit|``) while the other's are always light on dark: inverting
+    both domains' batches alike gives them the same polarity mix, so neither a classifier
+    nor a domain discriminator can lean on polarity. Uses the global torch RNG.
+    """
+    if mode == "none":
+        return x
+    if mode not in INVERTS:
+        raise ValueError(f"invert: unknown mode {mode!r}; valid: {', '.join(INVERTS)}")
+    c = x.shape[1] if mode == "channel" else 1
+    sign = torch.randint(0, 2, (x.shape[0], c, 1, 1), device=x.device) * 2 - 1
+    return x * sign.to(x.dtype)

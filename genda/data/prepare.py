@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from genda.data.domain import DataError, Dataset, Domain, edge_pixels
+from genda.data.domain import DataError, Dataset, Domain, edge_pixels, evenly_spaced
 
 
 @dataclass
@@ -18,6 +18,8 @@ class DataInfo:
     size: int
     classes: list[str] = field(default_factory=list)
     attr_names: list[str] = field(default_factory=list)
+    # what hparams.invert=auto means for these domains (:func:`auto_invert`)
+    invert: str = "none"
 
     @property
     def num_classes(self) -> int:
@@ -33,6 +35,7 @@ class ExperimentData:
     info: DataInfo
     chosen: str = ""  # what auto size/channels picked, e.g. "data.size=28 (larger native ...)"
     scales: tuple[float, float] = (1.0, 1.0)  # source and target data.*_scale applied
+    invert_note: str = ""  # why info.invert was chosen, e.g. "hparams.invert=image (...)"
 
     def split(self, stream: str, split: str = "train"):
         ds = self.source if stream == "source" else self.target
@@ -84,9 +87,10 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
         target = target.converted(scale=scales[1]).with_domain_id(1)
     source = source.converted(scale=scales[0]).with_domain_id(0)
     tr = source.train
-    info = DataInfo(channels, size, list(tr.classes), list(tr.attr_names))
+    invert, why_invert = ("none", "") if target is None else auto_invert([source, target])
+    info = DataInfo(channels, size, list(tr.classes), list(tr.attr_names), invert)
     chosen = "; ".join(w for w in (why, why_scale) if w)
-    return ExperimentData(source, target, info, chosen, (scales[0], scales[1]))
+    return ExperimentData(source, target, info, chosen, (scales[0], scales[1]), why_invert)
 
 
 # Below this ratio of spreads two domains count as framed alike: the default affine jitter
@@ -200,3 +204,30 @@ def auto_shape(
             + ")"
         )
     return size, channels, "; ".join(notes)
+
+
+# A domain counts as having one stroke polarity when at most this share of its images has
+# the other (MNIST 100 % and USPS 99.8 % light on dark; MNIST-M 50 %, whose digits are
+# |photo - digit|; the embedded digits-m 41 % and syndigits 50 %).
+POLARITY_MIXED = 0.1
+
+
+def light_share(d: Domain, n: int = 5000) -> float:
+    """Share of (up to ``n`` evenly spaced) images whose centre half is brighter, in grey,
+    than the median of their frame edge: light strokes on a dark background. No labels."""
+    x = evenly_spaced(d.images, n).float().mean(1)  # grey [N, H, W]
+    h, w = x.shape[1:]
+    centre = x[:, h // 4 : h - h // 4, w // 4 : w - w // 4].mean((1, 2))
+    return float((centre > edge_pixels(x).median(-1).values).float().mean())
+
+
+def auto_invert(datasets: Sequence[Dataset]) -> tuple[str, str]:
+    """``(mode, why)`` for ``hparams.invert=auto``: ``none`` when every data set has the same
+    single stroke polarity (:data:`POLARITY_MIXED`), else ``image``. Inverting each
+    training image with p = 1/2 in every domain gives all domains the same polarity mix,
+    so neither the classifier nor a domain discriminator can rely on polarity."""
+    shares = [light_share(d.train) for d in datasets]
+    single = all(min(s, 1 - s) <= POLARITY_MIXED for s in shares)
+    mode = "none" if single and len({s > 0.5 for s in shares}) == 1 else "image"
+    light = ", ".join(f"{d.name} {s:.1%}" for d, s in zip(datasets, shares, strict=True))
+    return mode, f"hparams.invert={mode} (light strokes on dark: {light})"

@@ -155,15 +155,17 @@ def _train(
     torch.manual_seed(tc.seed)
     if data is None:
         data = prepare(cfg.data, tc.seed)
+    notes = [data.chosen] if data.chosen else []  # config.yaml records what auto chose
     if data.chosen:
         chosen = {"size": data.info.size, "channels": data.info.channels}
         if cfg.data.target:
             chosen.update(source_scale=data.scales[0], target_scale=data.scales[1])
-        cfg = dataclasses.replace(
-            cfg, data=dataclasses.replace(cfg.data, **chosen)
-        )  # config.yaml records what auto chose
-        if rt.is_main and not resume:
-            print(f"[{cfg.name or cfg.method}] chose {data.chosen}", flush=True)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **chosen))
+    if cfg.hparams.get("invert") == "auto":
+        cfg = dataclasses.replace(cfg, hparams={**cfg.hparams, "invert": data.info.invert})
+        notes.append(data.invert_note)
+    if notes and rt.is_main and not resume:
+        print(f"[{cfg.name or cfg.method}] chose {'; '.join(notes)}", flush=True)
     method, streams, steps = build_run(cfg, data, rt)
     selector = None
     if tc.select != "final":

@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from genda.config import bounded, choice
-from genda.data.augment import augment
 from genda.data.prepare import ExperimentData
 from genda.methods.base import Batch, unwrap
 from genda.methods.losses import gan_loss
@@ -102,12 +101,8 @@ class ADDA(SourceOnly):
         source_model = self.nets["encoder"]
         source_model.eval()  # frozen: no dropout, and BatchNorm keeps the source statistics
         with torch.no_grad():
-            fs = source_model(
-                augment(self.prepare(xs), self.hp.augment, self.hp.scale, self.hp.pad)
-            )
-        ft = self.nets["target_encoder"](
-            augment(self.prepare(xt), self.hp.augment, self.hp.scale, self.hp.pad)
-        )
+            fs = source_model(self.jitter(xs))
+        ft = self.nets["target_encoder"](self.jitter(xt))
         disc, n = self.nets["discriminator"], len(xs)
 
         # Discriminator: source features are "real" (1), target features "fake" (0). Both

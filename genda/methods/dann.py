@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from genda.config import bounded, choice
-from genda.data.augment import augment
 from genda.methods.base import Batch
 from genda.methods.supervised import SourceOnly, SupervisedHparams
 from genda.nets import backbones
@@ -104,13 +103,11 @@ class DANN(SourceOnly):
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         enc = self.nets["encoder"]
         if self.hp.bn == "domain":
-            fs = enc(augment(self.prepare(xs), self.hp.augment, self.hp.scale, self.hp.pad))
-            ft = enc(augment(self.prepare(xt), self.hp.augment, self.hp.scale, self.hp.pad))
+            fs, ft = enc(self.jitter(xs)), enc(self.jitter(xt))
         else:
-            x = augment(
-                self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale, self.hp.pad
-            )
-            f = enc(x)  # one forward for both domains (one DDP call per net)
+            f = enc(
+                self.jitter(torch.cat([xs, xt]))
+            )  # one forward for both domains (one DDP call per net)
             fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)
         cls_loss = F.cross_entropy(logits, ys)

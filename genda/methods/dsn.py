@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 from genda.config import bounded, choice
-from genda.data.augment import augment
 from genda.methods.base import Batch
 from genda.methods.dann import DANN, DANNHparams
 from genda.methods.losses import difference_loss, simse
@@ -69,7 +68,7 @@ class DSN(DANN):
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         n = len(xs)
-        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale, self.hp.pad)
+        x = self.jitter(torch.cat([xs, xt]))
         shared = self.nets["encoder"](x)
         private = torch.cat(
             [self.nets["private_source"](x[:n]), self.nets["private_target"](x[n:])]

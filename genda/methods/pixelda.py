@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from genda.config import bounded
-from genda.data.augment import augment
 from genda.data.prepare import ExperimentData
 from genda.methods.base import Batch
 from genda.methods.losses import gan_loss, simse
@@ -82,7 +81,7 @@ class PixelDA(SourceOnly):
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read
         n = len(xs)
         # Augment both domains alike, or D could tell them apart by the augmentation alone.
-        x = augment(self.prepare(torch.cat([xs, xt])), self.hp.augment, self.hp.scale, self.hp.pad)
+        x = self.jitter(torch.cat([xs, xt]))
         xs, xt = x[:n], x[n:]
         fake = self.adapt(xs)
         disc = self.nets["pixel_discriminator"]

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from genda.config import bounded, choice
-from genda.data.augment import augment
+from genda.data.augment import INVERTS, augment, invert_polarity
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.losses import diversity, ema_update
 from genda.methods.supervised import SourceOnly, SupervisedHparams
@@ -52,11 +52,9 @@ def strong_augment(x: torch.Tensor, zoom: float = 1.4, invert: str = "image") ->
     ±15 % of the side), contrast/brightness jitter, one cut-out square (a third of the
     side, filled grey) and, with ``invert="image"`` (``"channel"``), each image's (each
     channel's) polarity inverted with probability 1/2: FixMatch's RandAugment/CTAugment
-    ops (Invert among them) + Cutout, restricted to what keeps a digit a digit (no flips).
-    Inversion matters where one domain's strokes are darker than their background in some
-    images and lighter in others (MNIST-M: ``|photo - digit|``), while the other's are
-    always light on dark. Uses the global torch RNG (captured by checkpoints). One
-    grid-sample per batch.
+    ops (Invert among them, see :func:`~genda.data.augment.invert_polarity`) + Cutout,
+    restricted to what keeps a digit a digit (no flips). Uses the global torch RNG
+    (captured by checkpoints). One grid-sample per batch.
     """
     n, dev = x.shape[0], x.device
     u = lambda *s: torch.rand(*s, device=dev) * 2 - 1  # noqa: E731  uniform in [-1, 1]
@@ -78,11 +76,7 @@ def strong_augment(x: torch.Tensor, zoom: float = 1.4, invert: str = "image") ->
     ys = torch.arange(h, device=dev).view(1, 1, h, 1)
     xs = torch.arange(w, device=dev).view(1, 1, 1, w)
     hole = ((ys - cy).abs() <= side // 2) & ((xs - cx).abs() <= side // 2)
-    x = x.masked_fill(hole, 0.0)
-    if invert == "none":
-        return x
-    c = x.shape[1] if invert == "channel" else 1  # 255 - v is -x in [-1, 1]
-    return x * (torch.randint(0, 2, (n, c, 1, 1), device=dev) * 2 - 1).to(x.dtype)
+    return invert_polarity(x.masked_fill(hole, 0.0), invert)
 
 
 @dataclass
@@ -97,8 +91,8 @@ class SelfTrainHparams(SupervisedHparams):
     zoom: float = bounded(1.4, 1.0, 4.0, "strong view: zoom log-uniform in [1/zoom, zoom]")
     invert: str = choice(
         "image",
-        ["none", "image", "channel"],
-        "strong view: invert each image's (channel's) polarity with p = 1/2",
+        ["auto", *INVERTS],
+        "strong view (not the teacher's): invert each image's (channel's) polarity with p = 1/2",
     )
     # The evaluated teacher's BatchNorm already tracks target images only (see above).
     adabn: bool = choice(
@@ -140,7 +134,7 @@ class SelfTrain(SourceOnly):
         mask = (conf >= self.hp.threshold).float()
 
         enc, cls = self.nets["encoder"], self.nets["classifier"]
-        view = lambda x: strong_augment(x, self.hp.zoom, self.hp.invert)  # noqa: E731
+        view = lambda x: strong_augment(x, self.hp.zoom, self.invert)  # noqa: E731
         fs, ft = enc(view(xs)), enc(view(xt))  # separate forwards: per-domain BN
         logits_s, logits_t = cls(fs), cls(ft)
         cls_loss = F.cross_entropy(logits_s, ys)

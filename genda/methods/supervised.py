@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from genda.config import bounded, choice
-from genda.data.augment import PADS, augment
+from genda.data.augment import INVERTS, PADS, augment, invert_polarity
 from genda.methods.base import Batch
 from genda.methods.uda import UDAMethod
 from genda.nets import backbones
@@ -34,6 +34,14 @@ class SupervisedHparams:
     scale: float = bounded(1.1, 1.0, 1.9, "affine jitter: zoom uniform in [2 - scale, scale]")
     pad: str = choice(
         "zeros", list(PADS), "jitter fills the frame with: zeros = black; or the image"
+    )
+    # auto (genda.data.prepare.auto_invert): inverts where a domain's stroke polarity is
+    # mixed or differs from the other's (MNIST-M pairs), and nowhere else.
+    invert: str = choice(
+        "auto",
+        ["auto", *INVERTS],
+        "jitter: invert each image's (channel's) polarity with p = 1/2, both domains alike; "
+        "auto = image where the domains' stroke polarities are mixed or differ, else none",
     )
     # Per-image standardisation (genda.nets.digits.standardize) removes the brightness,
     # contrast and colour cast that separate MNIST-M from MNIST before any weight sees them;
@@ -84,9 +92,20 @@ class SourceOnly(UDAMethod):
         self.optimizers["main"] = make_optimizer(self.parameters(), self.hp)
         self.schedulers["main"] = annealed(self.optimizers["main"], total_steps, self.hp.anneal)
 
+    def jitter(self, x: torch.Tensor) -> torch.Tensor:
+        """The training view of a raw batch: scaled to the input range, geometric jitter,
+        polarity inversion (``hparams.augment``, ``scale``, ``pad``, ``invert``)."""
+        hp = self.hp
+        return invert_polarity(augment(self.prepare(x), hp.augment, hp.scale, hp.pad), self.invert)
+
+    @property
+    def invert(self) -> str:
+        """``hparams.invert``, with ``auto`` resolved by the data (:attr:`DataInfo.invert`)."""
+        return self.info.invert if self.hp.invert == "auto" else self.hp.invert
+
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x, y = batch[self.streams[0]]
-        x = augment(self.prepare(x), self.hp.augment, self.hp.scale, self.hp.pad)
+        x = self.jitter(x)
         logits = self.nets["classifier"](self.nets["encoder"](x))
         loss = F.cross_entropy(logits, y)
         opt = self.optimizers["main"]

@@ -210,7 +210,7 @@ def implementation_details(config: Mapping[str, Any]) -> Table | None:
         default = defaults.get(key)
         if default is None or default == value:
             note = ""
-        elif key.startswith("data.") and default in ("0", "0.0"):
+        elif (key.startswith("data.") and default in ("0", "0.0")) or default == "auto":
             note = "chosen for the data"
         else:
             note = f"**changed** (default {default or '—'})"

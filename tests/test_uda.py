@@ -204,7 +204,7 @@ def _blobs(name: str, radius: float, background: int, n: int = 64, size: int = 2
     return Dataset(name, d, d)
 
 
-def test_auto_invert_only_where_stroke_polarity_is_mixed_or_differs() -> None:
+def test_auto_invert_only_where_the_stroke_polarity_mixes_differ() -> None:
     from genda.data.domain import Dataset, Domain
     from genda.data.prepare import auto_invert, light_share
 
@@ -222,6 +222,7 @@ def test_auto_invert_only_where_stroke_polarity_is_mixed_or_differs() -> None:
     assert [light_share(d.train) for d in (light, dark, mixed)] == [1.0, 0.0, 0.5]
     assert auto_invert([light, light])[0] == "none"
     assert auto_invert([dark, dark])[0] == "none"
+    assert auto_invert([mixed, mixed])[0] == "none"  # the mixes agree: nothing to equalise
     assert auto_invert([light, dark])[0] == "image"  # one polarity each, but not the same
     mode, why = auto_invert([light, mixed])
     assert (

@@ -35,13 +35,13 @@ class SupervisedHparams:
     pad: str = choice(
         "zeros", list(PADS), "jitter fills the frame with: zeros = black; or the image"
     )
-    # auto (genda.data.prepare.auto_invert): inverts where a domain's stroke polarity is
-    # mixed or differs from the other's (MNIST-M pairs), and nowhere else.
+    # auto (genda.data.prepare.auto_invert): inverts where the domains' stroke polarity
+    # mixes differ (the MNIST-M pairs), and nowhere else.
     invert: str = choice(
         "auto",
         ["auto", *INVERTS],
         "jitter: invert each image's (channel's) polarity with p = 1/2, both domains alike; "
-        "auto = image where the domains' stroke polarities are mixed or differ, else none",
+        "auto = image where the domains' shares of light-on-dark images differ, else none",
     )
     # Per-image standardisation (genda.nets.digits.standardize) removes the brightness,
     # contrast and colour cast that separate MNIST-M from MNIST before any weight sees them;

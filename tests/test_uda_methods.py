@@ -251,3 +251,12 @@ def test_jitter_inverts_polarity_of_the_training_view_when_asked(method):
     view, ref = flipping.jitter(x), flipping.prepare(x)
     sign = (view * ref).flatten(1).sum(1).sign()
     assert torch.equal(view.abs(), ref.abs()) and (sign == 1).any() and (sign == -1).any()
+
+
+def test_auto_invert_follows_the_data_except_for_the_target_only_bound():
+    from genda.data.prepare import DataInfo
+
+    info = DataInfo(1, 28, [str(i) for i in range(10)], invert="image")
+    assert build_method(tiny_config("dann"), info).invert == "image"
+    assert build_method(tiny_config("target-only"), info).invert == "none"  # one domain
+    assert build_method(tiny_config("dann", invert="none"), info).invert == "none"  # user's word

@@ -35,7 +35,7 @@ class ExperimentData:
     info: DataInfo
     chosen: str = ""  # what auto size/channels picked, e.g. "data.size=28 (larger native ...)"
     scales: tuple[float, float] = (1.0, 1.0)  # source and target data.*_scale applied
-    invert_note: str = ""  # why info.invert was chosen, e.g. "hparams.invert=image (...)"
+    invert_note: str = ""  # why info.invert was chosen: "light strokes on dark: mnist 100.0%, ..."
 
     def split(self, stream: str, split: str = "train"):
         ds = self.source if stream == "source" else self.target
@@ -233,4 +233,4 @@ def auto_invert(datasets: Sequence[Dataset]) -> tuple[str, str]:
     shares = [light_share(d.train) for d in datasets]
     mode = "image" if max(shares) - min(shares) > POLARITY_GAP else "none"
     light = ", ".join(f"{d.name} {s:.1%}" for d, s in zip(datasets, shares, strict=True))
-    return mode, f"hparams.invert={mode} (light strokes on dark: {light})"
+    return mode, f"light strokes on dark: {light}"

@@ -161,12 +161,12 @@ def _train(
         if cfg.data.target:
             chosen.update(source_scale=data.scales[0], target_scale=data.scales[1])
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **chosen))
-    if cfg.hparams.get("invert") == "auto":
-        cfg = dataclasses.replace(cfg, hparams={**cfg.hparams, "invert": data.info.invert})
-        notes.append(data.invert_note)
+    method, streams, steps = build_run(cfg, data, rt)
+    if cfg.hparams.get("invert") == "auto":  # the method resolves it from data.info.invert
+        cfg = dataclasses.replace(cfg, hparams={**cfg.hparams, "invert": method.invert})
+        notes.append(f"hparams.invert={method.invert} ({data.invert_note})")
     if notes and rt.is_main and not resume:
         print(f"[{cfg.name or cfg.method}] chose {'; '.join(notes)}", flush=True)
-    method, streams, steps = build_run(cfg, data, rt)
     selector = None
     if tc.select != "final":
         if method.kind != "uda" or rt.world > 1:

@@ -119,3 +119,9 @@ class SourceOnly(UDAMethod):
 class TargetOnly(SourceOnly):
     name = "target-only"
     streams = ("target",)
+
+    @property
+    def invert(self) -> str:
+        """``auto`` is ``none``: trained and tested on one domain, the bound has no two
+        polarity mixes to equalise."""
+        return "none" if self.hp.invert == "auto" else self.hp.invert

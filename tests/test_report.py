@@ -248,6 +248,9 @@ def test_implementation_details_mark_what_differs_from_genda_defaults() -> None:
     cfg.hparams["invert"] = "image"  # what hparams.invert=auto chose
     rows = {r[0]: r for r in implementation_details(cfg.to_dict()).rows}
     assert rows["hparams.invert"][2] == "chosen for the data"
+    cfg.train.precision = "bf16-mixed"  # train.precision=auto is resolved at run time, not recorded
+    rows = {r[0]: r for r in implementation_details(cfg.to_dict()).rows}
+    assert rows["train.precision"][2] == "**changed** (default auto)"
     assert "train.threads" not in rows and "train.progress" not in rows
     assert "data.target_scale" not in rows  # no target domain: nothing to frame alike
     cfg.data.target, cfg.data.target_scale = "usps", 0.79

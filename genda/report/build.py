@@ -210,7 +210,9 @@ def implementation_details(config: Mapping[str, Any]) -> Table | None:
         default = defaults.get(key)
         if default is None or default == value:
             note = ""
-        elif (key.startswith("data.") and default in ("0", "0.0")) or default == "auto":
+        elif (key.startswith("data.") and default in ("0", "0.0")) or (
+            key.startswith("hparams.") and default == "auto"  # the engine records its choice
+        ):
             note = "chosen for the data"
         else:
             note = f"**changed** (default {default or '—'})"

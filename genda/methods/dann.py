@@ -106,9 +106,8 @@ class DANN(SourceOnly):
         if self.hp.bn == "domain":
             fs, ft = enc(self.jitter(xs)), enc(self.jitter(xt))
         else:
-            f = enc(
-                self.jitter(torch.cat([xs, xt]))
-            )  # one forward for both domains (one DDP call per net)
+            # one forward for both domains (one DDP call per net)
+            f = enc(self.jitter(torch.cat([xs, xt])))
             fs, ft = f[: len(xs)], f[len(xs) :]
         logits = self.nets["classifier"](fs)
         cls_loss = F.cross_entropy(logits, ys)

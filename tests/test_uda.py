@@ -361,4 +361,6 @@ def test_adabn_and_selection_sample_the_whole_split():
     by_class = torch.arange(10).repeat_interleave(3000)  # 30,000 "images", sorted by class
     picked = evenly_spaced(by_class, 10000)
     assert len(picked) == 10000 and torch.bincount(picked).min() >= 990
+    fewer = evenly_spaced(by_class[::2], 10000)  # 15,000: less than twice the sample
+    assert len(fewer) == 10000 and torch.bincount(fewer).min() >= 990
     assert torch.equal(evenly_spaced(by_class[:50], 10000), by_class[:50])

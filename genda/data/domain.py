@@ -153,7 +153,9 @@ class Domain:
 def evenly_spaced(images: torch.Tensor, n: int) -> torch.Tensor:
     """Up to ``n`` of ``images``, evenly spaced over the split rather than its first ``n``:
     a folder data set is stored class by class, so its first images are all one class."""
-    return images[:: max(1, len(images) // n)][:n]
+    if len(images) <= n:
+        return images
+    return images[torch.arange(n) * len(images) // n]
 
 
 def edge_pixels(x: torch.Tensor) -> torch.Tensor:

@@ -105,8 +105,9 @@ PLAIN_EDGE = 0.25
 
 
 def _variation(d: Domain, n: int = 5000) -> torch.Tensor:
-    """Per-pixel standard deviation across (up to ``n``) per-image standardised grey images."""
-    x = d.images[:n].float().mean(1)  # grey [N, H, W]
+    """Per-pixel standard deviation across (up to ``n`` evenly spaced) per-image standardised
+    grey images; evenly spaced because a class-sorted split's first ``n`` hold few classes."""
+    x = evenly_spaced(d.images, n).float().mean(1)  # grey [N, H, W]
     x = (x - x.mean((1, 2), keepdim=True)) / (x.std((1, 2), keepdim=True) + 1e-6)
     return x.std(0) if len(x) > 1 else x[0].abs()
 

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Run", "evaluate", "load", "sample", "train", "uda_matrix", "uda_table", "write_report"]
+__all__ = [
+    "Run",
+    "evaluate",
+    "fid",
+    "guidance_sweep",
+    "load",
+    "sample",
+    "train",
+    "uda_matrix",
+    "uda_table",
+    "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -121,6 +121,11 @@ def sample(
     from genda.engine.runtime import resolve_device
 
     if out is not None:
+        if classes is not None:
+            raise ConfigError(
+                "sample(out=...) writes n images per the model's class mix or "
+                "per_class; it takes no classes (leave out one or the other)"
+            )
         return write_samples(run, out, n, per_class, seed, device, **options)
     _, method = load(run, resolve_device(device))
     labels = torch.as_tensor(classes) if classes is not None else request_labels(method, n)

@@ -36,3 +36,19 @@ def test_readme_notebook_example_runs(tmp_path, monkeypatch) -> None:
 def test_unknown_option_names_the_valid_ones() -> None:
     with pytest.raises(genda.api.ConfigError, match="unknown option 'stpes'; valid: data"):
         genda.train("dann", stpes=3)
+
+
+def test_every_api_function_is_reachable_from_the_package() -> None:
+    from genda import api
+
+    public = {n for n, f in vars(api).items() if callable(f) and f.__module__ == "genda.api"}
+    public -= {"raw_config"}  # a helper of the functions below, not part of the API
+    assert public <= set(genda.__all__)
+    assert genda.fid is api.fid and genda.guidance_sweep is api.guidance_sweep
+
+
+def test_sample_into_a_folder_refuses_classes(tmp_path) -> None:
+    from genda.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="takes no classes"):
+        genda.sample(tmp_path / "run", classes=[1, 2], out=tmp_path / "samples")

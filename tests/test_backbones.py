@@ -33,6 +33,9 @@ def test_lenet_paper_is_the_papers_net() -> None:
     )
     linears = [m.out_features for m in head.modules() if isinstance(m, torch.nn.Linear)]
     assert linears == [100, 100, 10] and enc.out_dim == 48 * 4 * 4
+    disc = backbones.discriminator_for("lenet-paper", enc.out_dim)
+    for net in (head, disc):  # the paper's head and domain classifier have none either
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 @pytest.mark.parametrize(
@@ -57,3 +60,12 @@ def test_unknown_backbone_lists_the_valid_ones() -> None:
         ConfigError, match="hparams.arch: invalid value 'vgg99'; valid choices: lenet"
     ):
         resolve_config({"method": "dann", "hparams": {"arch": "vgg99"}})
+
+
+@pytest.mark.parametrize("key, value", [("bn", "domain"), ("class_weights", True)])
+def test_dsn_refuses_dann_options_it_does_not_implement(key, value) -> None:
+    from genda.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"hparams.{key}: invalid value"):
+        resolve_config({"method": "dsn", "hparams": {key: value}})
+    resolve_config({"method": "dann", "hparams": {key: value}})  # DANN has both

@@ -26,6 +26,7 @@ RAW = {
         "steps": 8,
         "batch_size": 16,
         "ckpt_every": 3,
+        "select": "im",  # resume keeps the selection too (the best of steps 3, 6 and 8)
         "log_every": 1,
         "threads": 1,
         "device": "cpu",
@@ -176,7 +177,8 @@ def test_resume_reproduces_the_uninterrupted_run(runs) -> None:
     assert runs["interrupted_at"] == 3  # the crash at step 5 lost steps 4-5
     a = json.loads((runs["A"] / "metrics.json").read_text())
     b = json.loads((runs["B"] / "metrics.json").read_text())
-    for k in ("target_accuracy", "source_accuracy", "per_class_accuracy", "confusion", "steps"):
+    keys = ("target_accuracy", "source_accuracy", "per_class_accuracy", "confusion", "steps")
+    for k in (*keys, "selected_step", "selection_rule"):
         assert a[k] == b[k], k
     ha, hb = history(runs["A"]), history(runs["B"])
     assert [r["step"] for r in hb] == [str(s) for s in range(1, 9)]

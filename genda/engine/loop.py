@@ -194,6 +194,8 @@ def _train(
         ckpt.set_rng_state(ranks[rt.rank] if ranks and len(ranks) == rt.world else state["rng"])
         start, elapsed = state["step"], state["elapsed"]
         history.restore(state["history"], start)
+        if selector is not None and "selector" in state:
+            selector.load_state_dict(state["selector"])
     elif last is not None and rt.broadcast(last.exists()):  # rank 0 decides, so all ranks stop
         raise ckpt.CheckpointError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
@@ -217,6 +219,7 @@ def _train(
                     "streams": {k: s.state_dict() for k, s in streams.items()},
                     "history": history.rows,
                     "config": cfg.to_dict(),
+                    **({"selector": selector.state_dict()} if selector is not None else {}),
                 },
             )
             history.save()
@@ -289,9 +292,9 @@ def _train(
             _progress_frame(method, rt, frames / f"{step:07d}.png")
             paused += time.perf_counter() - t_frame
         if tc.ckpt_every and step % tc.ckpt_every == 0 and step != steps:
-            save_checkpoint(step)
-            if selector is not None:
+            if selector is not None:  # scored first, so the checkpoint holds this score too
                 select(step)
+            save_checkpoint(step)
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -18,14 +18,25 @@ from genda.metrics.selection import SCORES
 
 
 class Selector:
-    """Scores the method at every :meth:`observe` and remembers the best weights (in memory:
-    the digit nets are a few MB; the checkpoint on disk stays the last step, for resume)."""
+    """Scores the method at every :meth:`observe` and remembers the best weights (the digit
+    nets are a few MB); :meth:`state_dict` travels in ``last.pt``, so a resumed run chooses
+    among the same checkpoints as an uninterrupted one."""
 
     def __init__(self, rule: str) -> None:
         self.rule = rule
         self.score_fn, self.about = SCORES[rule]
         self.best: tuple[float, int, dict[str, Any]] | None = None
-        self.scored: list[int] = []  # steps scored in this process (a resumed run starts afresh)
+        self.scored: list[int] = []  # every step scored so far
+
+    def state_dict(self) -> dict[str, Any]:
+        best = self.best or (None, None, None)
+        return dict(zip(("score", "step", "nets"), best, strict=True), scored=list(self.scored))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scored = list(state["scored"])
+        self.best = (
+            None if state["step"] is None else (state["score"], state["step"], state["nets"])
+        )
 
     def observe(self, step: int, method: Any, data: Any, rt: Any) -> float:
         was_training = method.training

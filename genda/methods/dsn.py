@@ -52,6 +52,10 @@ class DSNHparams(DANNHparams):
     diff_weight: float = bounded(
         0.1, 0.0, 100.0, "beta: weight of the shared/private difference loss"
     )
+    # One forward of both domains (its decoder reconstructs the batch as one), and the domain
+    # loss unweighted: DANN's per-domain BatchNorm and class weights were not built into DSN.
+    bn: str = choice("joint", ["joint"], "one encoder forward of source+target")
+    class_weights: bool = choice(False, [False], "not available in DSN (see DANN)")
 
 
 class DSN(DANN):

@@ -6,7 +6,8 @@ know which one they train: they ask :func:`build` for (encoder, head) and
 :func:`discriminator_for` for an adversary on the encoder's features. Adding a backbone is
 one entry in ``BACKBONES``.
 
-Every backbone but ``lenet-paper`` has BatchNorm (AdaBN and per-domain statistics need it);
+Every backbone but ``lenet-paper`` has BatchNorm in its encoder, head and discriminator (AdaBN
+and per-domain statistics need it); ``lenet-paper`` has none anywhere, as in the paper;
 ``input_norm`` puts :func:`~genda.nets.digits.standardize` in front of any of them.
 """
 
@@ -146,6 +147,7 @@ class Spec:
     head_hidden: tuple[int, ...]  # hidden layers of the label head (() = linear)
     disc: tuple[int, int]  # (hidden units, hidden layers) of its paper's domain classifier
     about: str
+    batchnorm: bool = True  # in the head's and the discriminator's hidden layers
 
 
 BACKBONES: dict[str, Spec] = {
@@ -156,7 +158,11 @@ BACKBONES: dict[str, Spec] = {
         "DANN paper MNIST net + BatchNorm and dropout (conv 32-48, fc 100-100)",
     ),
     "lenet-paper": Spec(
-        lenet_paper, (100, 100), (100, 1), "DANN paper MNIST net exactly (no BatchNorm)"
+        lenet_paper,
+        (100, 100),
+        (100, 1),
+        "DANN paper MNIST net exactly (no BatchNorm)",
+        batchnorm=False,
     ),
     "adda": Spec(
         _digit_encoder((20, 50), 500), (), (500, 2), "ADDA paper LeNet (conv 20-50, fc 500)"
@@ -174,11 +180,12 @@ def _check(name: str) -> Spec:
     return BACKBONES[name]
 
 
-def head(dim: int, num_classes: int, hidden: tuple[int, ...]) -> nn.Module:
-    """Label head: ``hidden`` fc layers with BatchNorm and ReLU, then the K logits."""
+def head(dim: int, num_classes: int, hidden: tuple[int, ...], batchnorm: bool = True) -> nn.Module:
+    """Label head: ``hidden`` fc layers with (optionally) BatchNorm and ReLU, then K logits."""
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(dim, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
+        norm = [nn.BatchNorm1d(h)] if batchnorm else []
+        layers += [nn.Linear(dim, h), *norm, nn.ReLU(inplace=True)]
         dim = h
     layers.append(nn.Linear(dim, num_classes))
     return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
@@ -190,11 +197,14 @@ def build(
     """(encoder, label head) of backbone ``name`` for ``channels x size x size`` images."""
     spec = _check(name)
     enc = spec.encoder(channels, size, input_norm)
-    return enc, head(enc.out_dim, num_classes, spec.head_hidden)
+    return enc, head(enc.out_dim, num_classes, spec.head_hidden, spec.batchnorm)
 
 
 def discriminator_for(name: str, dim: int, hidden: int = 0, layers: int = 0) -> nn.Module:
     """A domain classifier on ``dim``-d features: the backbone's paper's size unless
     ``hidden`` / ``layers`` are given (0 = the backbone's)."""
-    d_hidden, d_layers = _check(name).disc
-    return digits.discriminator(dim, hidden or d_hidden, layers or d_layers)
+    spec = _check(name)
+    d_hidden, d_layers = spec.disc
+    return digits.discriminator(
+        dim, hidden or d_hidden, layers or d_layers, batchnorm=spec.batchnorm
+    )

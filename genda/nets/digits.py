@@ -91,12 +91,16 @@ def classifier(dim: int = 100, num_classes: int = 10, hidden: int = 100) -> nn.M
     )
 
 
-def discriminator(dim: int = 100, hidden: int = 100, layers: int = 1, out: int = 1) -> nn.Module:
-    """Domain classifier on features: ``layers`` hidden layers of ``hidden`` units -> ``out`` logits."""
+def discriminator(
+    dim: int = 100, hidden: int = 100, layers: int = 1, out: int = 1, batchnorm: bool = True
+) -> nn.Module:
+    """Domain classifier on features: ``layers`` hidden layers of ``hidden`` units (with
+    BatchNorm unless ``batchnorm`` is false) -> ``out`` logits."""
     mods: list[nn.Module] = []
     d = dim
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+        norm = [nn.BatchNorm1d(hidden)] if batchnorm else []
+        mods += [nn.Linear(d, hidden), *norm, nn.ReLU(inplace=True)]
         d = hidden
     mods.append(nn.Linear(d, out))
     return nn.Sequential(*mods)

@@ -134,6 +134,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from genda import api
 
     if args.guidance_sweep:
+        unused = {"--real": args.real, "--inception-weights": args.inception_weights}
+        unused["--kid-subset"] = args.kid_subset
+        if given := [k for k, v in unused.items() if v]:
+            raise ConfigError(
+                f"--guidance-sweep scores on the evaluation classifier against the run's own "
+                f"data; it takes no {', '.join(given)} (run genda eval without the sweep for those)"
+            )
         weights = [float(w) for w in args.guidance_sweep.split(",")]
         options = _sample_options(args)
         options.pop("guidance")

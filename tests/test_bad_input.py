@@ -3,6 +3,7 @@ key, exit code 2, no traceback, no partial file, and nothing run from the input.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import pickle
@@ -11,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -143,23 +145,43 @@ with locked(sys.argv[1]):
 """
 
 
-def test_second_writer_stops_at_once_and_a_killed_holder_does_not_block(tmp_path, capsys):
-    run = tmp_path / "run"
+@contextlib.contextmanager
+def held_by_another_process(run: Path) -> Iterator[int]:
+    """``run`` locked by a second process (killed on exit); yields its pid."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        t0 = time.perf_counter()
-        rc, err = run_cli(capsys, *TINY_GAN, "--out", run)
-        assert rc == 2 and f"pid {holder.pid}" in err and "host " in err
-        assert time.perf_counter() - t0 < 30  # stops at once, does not wait for the holder
-        assert not (run / "config.yaml").exists()
+        yield holder.pid
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_second_writer_stops_at_once_and_a_killed_holder_does_not_block(tmp_path, capsys):
+    run = tmp_path / "run"
+    with held_by_another_process(run) as pid:
+        t0 = time.perf_counter()
+        rc, err = run_cli(capsys, *TINY_GAN, "--out", run)
+        assert rc == 2 and f"pid {pid}" in err and "host " in err
+        assert time.perf_counter() - t0 < 30  # stops at once, does not wait for the holder
+        assert not (run / "config.yaml").exists()
     assert main([*TINY_GAN, "--out", str(run)]) == 0  # the stale lock file does not block
     assert (run / "metrics.json").is_file()
+
+
+def test_eval_of_a_run_being_written_stops_before_sampling(gan_run, tmp_path, capsys, monkeypatch):
+    from genda.engine import generate
+
+    monkeypatch.setattr(generate, "generate", lambda *a, **k: pytest.fail("sampled a locked run"))
+    run = copy_run(gan_run, tmp_path / "run")
+    before = (run / "metrics.json").read_bytes()
+    with held_by_another_process(run) as pid:
+        rc, err = run_cli(capsys, "eval", run, "--n", "8", "--evaluator-steps", "1")
+        assert rc == 2 and f"pid {pid}" in err
+    assert (run / "metrics.json").read_bytes() == before
+    assert not (run / "progress_accuracy.csv").exists()
 
 
 def test_failed_new_run_leaves_no_directory(tmp_path, capsys):

@@ -7,8 +7,10 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from genda.cli import main
 from genda.config import ConfigError
@@ -54,6 +56,28 @@ def test_evaluator_is_accurate_and_cached(evaluator) -> None:
     sd1, sd2 = evaluator.net.state_dict(), again.net.state_dict()
     assert all(torch.equal(sd1[k], sd2[k]) for k in sd1)
     assert not list(evaluator.path.parent.glob("*.tmp"))
+
+
+def test_evaluator_cache_follows_the_files_not_the_spec_string(tmp_path, monkeypatch) -> None:
+    from genda.metrics.evaluator import _cache_path
+
+    def folder(root: Path, value: int) -> None:
+        (root / "faces" / "a").mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), value, np.uint8)).save(root / "faces" / "a" / "0.png")
+
+    def entry() -> Path:
+        return _cache_path(tmp_path / "cache", "folder:faces", "", 28, 1, 10, 0)
+
+    for d, value in (("x", 0), ("y", 255)):
+        folder(tmp_path / d, value)
+    monkeypatch.chdir(tmp_path / "x")
+    first = entry()
+    assert entry() == first  # the same files: the same classifier
+    monkeypatch.chdir(tmp_path / "y")  # another folder by the same relative name
+    assert entry() != first
+    monkeypatch.chdir(tmp_path / "x")
+    Image.fromarray(np.full((8, 9), 9, np.uint8)).save(tmp_path / "x" / "faces" / "a" / "0.png")
+    assert entry() != first  # an edited file
 
 
 def test_classifier_fid_and_is_separate_real_from_noise(evaluator, digits) -> None:
@@ -361,3 +385,11 @@ def test_cli_guidance_sweep_writes_table_figure_and_metrics(tiny_run: Path, caps
         tiny_run / metrics["figures"]["Guidance sweep: accuracy, precision and recall vs w"]
     ).is_file()
     assert "Samples" in " ".join(metrics["figures"])  # the run's own figures are kept
+
+
+def test_cli_guidance_sweep_refuses_options_it_would_ignore(tiny_run: Path, capsys) -> None:
+    before = (tiny_run / "metrics.json").read_bytes()
+    args = ["eval", str(tiny_run), "--guidance-sweep", "0,2", "--real", "digits"]
+    assert main([*args, "--kid-subset", "10"]) == 2
+    assert "takes no --real, --kid-subset" in capsys.readouterr().err
+    assert (tiny_run / "metrics.json").read_bytes() == before

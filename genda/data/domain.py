@@ -22,7 +22,6 @@ class Domain:
     images: uint8 ``[N, C, H, W]`` (C is 1 or 3).
     labels: int64 ``[N]`` class indices in ``[0, len(classes))``; ``-1`` means unlabelled.
     attrs:  optional uint8 ``[N, A]`` binary attributes (CelebA-style), named by ``attr_names``.
-    domain_id: which domain this split belongs to in an experiment (0 source, 1 target).
     resized: how many files were not the set's common size and were cropped and resized to
     it (``resized_example`` names one), reported when the data set is loaded.
     """
@@ -33,7 +32,6 @@ class Domain:
     classes: list[str] = field(default_factory=list)
     attrs: torch.Tensor | None = None
     attr_names: list[str] = field(default_factory=list)
-    domain_id: int = 0
     resized: int = 0
     resized_example: str = ""
 
@@ -187,13 +185,6 @@ class Dataset:
             self.name,
             self.train.converted(size, channels, scale),
             self.test.converted(size, channels, scale),
-        )
-
-    def with_domain_id(self, domain_id: int) -> Dataset:
-        return Dataset(
-            self.name,
-            replace(self.train, domain_id=domain_id),
-            replace(self.test, domain_id=domain_id),
         )
 
     def describe(self) -> str:

@@ -84,8 +84,8 @@ def prepare(dc, seed: int = 0, datasets: dict[str, Dataset] | None = None) -> Ex
                 f"target {dc.target} classes {target.train.classes}"
             )
         scales, why_scale = auto_scales([source, target], [dc.source_scale, dc.target_scale])
-        target = target.converted(scale=scales[1]).with_domain_id(1)
-    source = source.converted(scale=scales[0]).with_domain_id(0)
+        target = target.converted(scale=scales[1])
+    source = source.converted(scale=scales[0])
     tr = source.train
     invert, why_invert = ("none", "") if target is None else auto_invert([source, target])
     info = DataInfo(channels, size, list(tr.classes), list(tr.attr_names), invert)

@@ -14,6 +14,7 @@ from pathlib import Path
 from genda.data.domain import DataError, Dataset
 from genda.data.embedded import EMBEDDED, load_embedded
 from genda.data.formats import (
+    files_under,
     load_celeba,
     load_course,
     load_folder,
@@ -61,6 +62,18 @@ def load_dataset(spec: str, download: bool = False, strict: bool = False) -> Dat
             raise DataError(f"{text}; data.strict=true refuses them")
         warnings.warn(f"{text}; they were centre-cropped and resized", stacklevel=2)
     return ds
+
+
+def spec_inputs(spec: str) -> tuple[str, list[Path]]:
+    """``spec`` with its paths made absolute, and every file under them: the key of anything
+    cached from the data set (the evaluation classifiers), so that editing the data, or naming
+    another folder by the same relative path, makes a new entry (the data cache's rule)."""
+    spec = spec.strip()
+    if spec in EMBEDDED:
+        return spec, []
+    kind, _, arg = spec.partition(":")
+    paths = [Path(p.strip()).expanduser().absolute() for p in arg.split(",")]
+    return f"{kind}:{','.join(map(str, paths))}", files_under(*paths)
 
 
 def _load(spec: str, download: bool) -> Dataset:

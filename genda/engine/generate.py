@@ -16,12 +16,14 @@ itself a ``folder:DIR`` data set)::
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ from genda.data.formats import GRID_NAME
 from genda.errors import DataError
 from genda.io import locked, read_json, write_bytes, write_json
 from genda.viz.images import to_uint8
+
+T = TypeVar("T")
 
 
 def sample_options(method) -> list[str]:
@@ -198,6 +202,20 @@ def _score_pairs(method, n_pairs: int, seed: int, evaluator) -> dict[str, Any]:
     return pair_accuracy(off.cpu(), on.cpu(), evaluator)
 
 
+def one_writer(fn: Callable[..., T]) -> Callable[..., T]:
+    """Hold the run directory's lock (its first argument) for the whole call, so a training
+    or another eval of the same run stops at once, not after minutes of sampling, and no
+    file of the run is written by two processes."""
+
+    @functools.wraps(fn)
+    def held(run_dir: str | Path, *args: Any, **kwargs: Any) -> T:
+        with locked(run_dir):
+            return fn(Path(run_dir), *args, **kwargs)
+
+    return held
+
+
+@one_writer
 def evaluate_run(
     run_dir: str | Path,
     n: int = 1000,
@@ -237,7 +255,6 @@ def evaluate_run(
     from genda.metrics import generative as gm
     from genda.metrics.evaluator import get_evaluator
 
-    run_dir = Path(run_dir)
     if n < 2:
         raise ConfigError(f"--n must be >= 2 for FID, got {n}")
     dev = resolve_device(device)
@@ -366,20 +383,21 @@ def progress_accuracy(run_dir: Path, method, evaluator) -> dict[str, Any]:
 
 
 def _merge_metrics(run_dir: Path, scores: dict[str, Any]) -> None:
-    """Add ``scores`` to the run's ``metrics.json`` (``figures`` merged, not replaced)."""
+    """Add ``scores`` to the run's ``metrics.json`` (``figures`` merged, not replaced); the
+    caller holds the run's lock (:func:`one_writer`)."""
     path = run_dir / "metrics.json"
-    with locked(run_dir):  # a training or another eval of this run must not interleave
-        merged: dict[str, Any] = read_json(path) if path.is_file() else {}
-        figures = {**merged.get("figures", {}), **scores.get("figures", {})}
-        merged.update(scores)
-        if figures:
-            merged["figures"] = figures
-        write_json(path, merged)
+    merged: dict[str, Any] = read_json(path) if path.is_file() else {}
+    figures = {**merged.get("figures", {}), **scores.get("figures", {})}
+    merged.update(scores)
+    if figures:
+        merged["figures"] = figures
+    write_json(path, merged)
 
 
 GUIDANCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
+@one_writer
 def guidance_sweep(
     run_dir: str | Path,
     weights: tuple[float, ...] | list[float] = GUIDANCE_WEIGHTS,
@@ -407,7 +425,6 @@ def guidance_sweep(
     from genda.metrics.evaluator import get_evaluator
     from genda.viz import plot_xy
 
-    run_dir = Path(run_dir)
     cfg, method = load_method(run_dir, resolve_device(device))
     if "guidance" not in sample_options(method) or method.conditioning == "none":
         raise ConfigError(f"{run_dir}: a {method.name!r} run has no classifier-free guidance")

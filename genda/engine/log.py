@@ -13,17 +13,16 @@ class History:
     """Step-wise scalars kept in memory and rewritten atomically as ``history.csv``.
 
     Rows live in the checkpoint too, so a resumed run's history is exactly the
-    uninterrupted one's; TensorBoard gets the same scalars when enabled.
+    uninterrupted one's; TensorBoard gets the same scalars.
     """
 
-    def __init__(self, run_dir: Path | None, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path | None) -> None:
         self.run_dir = run_dir
         self.rows: list[dict[str, float]] = []
         self.tb = None  # opened lazily so a resumed run can purge steps past its checkpoint
-        self._tensorboard = tensorboard
 
     def _writer(self, purge_step: int | None = None):
-        if self.tb is None and self.run_dir is not None and self._tensorboard:
+        if self.tb is None and self.run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)

@@ -24,11 +24,8 @@ _REGISTRY: dict[str, str] = {
 }
 
 
-def method_names(kind: str | None = None) -> list[str]:
-    names = list(_REGISTRY)
-    if kind is not None:
-        names = [n for n in names if get_method(n).kind == kind]
-    return names
+def method_names() -> list[str]:
+    return list(_REGISTRY)
 
 
 def get_method(name: str) -> type[Method]:

@@ -10,12 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Mean prediction entropy (nats) of a batch of logits."""
-    p = logits.float().softmax(1)
-    return -(p * p.clamp_min(1e-8).log()).sum(1).mean()
-
-
 def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Standard (non-saturating) GAN loss: BCE of discriminator ``logits`` against all-``real``.
 

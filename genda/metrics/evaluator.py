@@ -10,8 +10,8 @@ evaluated with the *same* classifier, so every result names it (``fid_extractor`
 
 Training is a short direct loop (no engine, no files) on the LeNet-style digit network of
 :mod:`genda.nets.digits`; the result is cached under ``$GENDA_CACHE/evaluators`` (default
-``~/.cache/genda/evaluators``), keyed by data spec, attribute, size and channels, and written
-atomically, so every ``genda eval`` of runs on the same data reuses one classifier.
+``~/.cache/genda/evaluators``), keyed by the data's absolute paths and files (sizes, times),
+attribute, size and channels, and written atomically, so every ``genda eval`` of runs on the same data reuses one classifier.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -107,7 +107,6 @@ class EvalClassifier:
     test_accuracy: float  # percent, on the real test split (mean over attributes for multi-label)
     train_seconds: float = 0.0
     path: Path | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -239,9 +238,12 @@ def evaluator_dir() -> Path:
 def _cache_path(
     root: Path, spec: str, attribute: str, size: int, channels: int, steps: int, seed: int
 ) -> Path:
-    key = f"v{EVALUATOR_VERSION}|{spec}|{attribute}|{size}|{channels}|{steps}|{seed}"
+    from genda.data.spec import spec_inputs
+
+    where, inputs = spec_inputs(spec)
+    key = f"v{EVALUATOR_VERSION}|{where}|{attribute}|{size}|{channels}|{steps}|{seed}"
     name = f"{spec.split('/')[-1]}-{attribute or 'all'}-{channels}x{size}"
-    return cache.entry_path(root, name, key)
+    return cache.entry_path(root, name, key, inputs)
 
 
 def get_evaluator(
@@ -315,7 +317,7 @@ def get_evaluator(
             "size": size,
             "channels": channels,
         }
-        cache.store(path, state)
+        cache.store(path, state, stale=path.name.rsplit("-", 1)[0] + "-*.pt")
     if verbose:
         print(f"  evaluation classifier test accuracy {acc:.2f}% ({secs} s)", flush=True)
     return EvalClassifier(

@@ -40,6 +40,13 @@ TABLE_COLUMNS = ("method", "source", "target", "seed", "target_accuracy")
 TABLE_OPTIONAL = ("target_test_images",)
 
 
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` (a class name from someone's CSV or checkpoint) is one plain folder
+    name: ``genda sample`` writes each class into ``OUT/<class>/``, which a ``..`` or a ``/``
+    would take outside ``OUT``."""
+    return bool(name) and name not in (".", "..") and not set(name) & {"/", "\\", "\0"}
+
+
 def file_mode() -> int:
     """The mode ``open()`` would give a new file under the current umask (0666 & ~umask)."""
     umask = os.umask(0o022)  # the only portable way to read the umask is to set it

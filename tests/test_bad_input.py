@@ -124,6 +124,20 @@ def test_truncated_checkpoint(gan_run, tmp_path, capsys):
     assert rc == 2 and str(last) in err and "truncated or corrupt" in err
 
 
+def test_class_names_cannot_lead_samples_out_of_their_folder(gan_run, tmp_path, capsys):
+    run = copy_run(gan_run, tmp_path / "run")
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["method"]["info"]["classes"][1] = "../../outside"
+    torch.save(state, last)
+    rc, err = run_cli(capsys, "sample", run, "--n", "4", "--out", tmp_path / "s" / "out")
+    assert rc == 2 and f"{last}: class name '../../outside' is not a plain folder name" in err
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "s").exists()
+    root = course_digits(tmp_path / "set", ["cat", "dog", "..", "cat"] * 3)
+    rc, err = run_cli(capsys, "data", "show", f"course:{root}", "--out", tmp_path / "g.png")
+    assert rc == 2 and "line 4: label '..' cannot name a class" in err
+
+
 def test_checkpoint_of_another_method_or_size(gan_run, tmp_path, capsys):
     run = copy_run(gan_run, tmp_path / "run")
     rc, err = run_cli(capsys, *TINY_GAN[:1], "gan", *TINY_GAN[2:], "--out", run, "--resume")

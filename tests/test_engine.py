@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from genda.data.prepare import prepare
 from genda.engine import checkpoint as ckpt
 from genda.engine.loop import load_method, resolve_config, train
 from genda.errors import WriteError
-from genda.io import atomic_path, write_bytes
+from genda.io import LOCK_NAME, atomic_path, write_bytes
 from genda.methods.dann import DANN
 
 RAW = {
@@ -209,6 +210,20 @@ def test_refuses_to_overwrite_a_run(runs) -> None:
     with pytest.raises(ckpt.CheckpointError, match="already holds a run; pass --resume"):
         train(runs["cfg"], runs["A"], data=runs["data"])
     assert (runs["A"] / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_a_finished_run_without_its_checkpoint_is_not_overwritten(runs, tmp_path) -> None:
+    run = tmp_path / "done"
+    shutil.copytree(runs["A"], run)
+    shutil.rmtree(run / "checkpoints")  # deleted to save space: the results stay
+
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != LOCK_NAME}
+
+    before = files()
+    with pytest.raises(ckpt.CheckpointError, match="holds a finished run"):
+        train(runs["cfg"], run, data=runs["data"])
+    assert files() == before
 
 
 def test_resume_without_a_checkpoint(tmp_path: Path, runs) -> None:

@@ -456,3 +456,15 @@ def test_report_pdf_without_a_browser_says_how_to_get_one(
     with pytest.raises(ReportError, match="apt-get install chromium"):
         build_report([runs_root], tmp_path / "r", pdf=True)
     assert (tmp_path / "r" / "report.html").is_file()  # the HTML is still written
+
+
+def test_names_from_other_peoples_files_cannot_inject_html() -> None:
+    from genda.report.render import Heading, Paragraph, Table, to_html
+
+    evil = '[x](#"autofocus=""onfocus="alert(1))<script>alert(2)</script>'
+    page = to_html(
+        [Heading("t", 1), Heading(evil), Paragraph(evil), Table(("run",), ((evil,),))], "t"
+    )
+    assert "<script>alert" not in page and 'onfocus="' not in page and "&quot;" in page
+    safe = to_html([Paragraph("see [the table](#results-1)")], "t")
+    assert '<a href="#results-1">the table</a>' in safe  # real heading links still work

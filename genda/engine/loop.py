@@ -23,7 +23,7 @@ from genda.engine.log import History
 from genda.engine.runtime import Runtime
 from genda.engine.select import Selector
 from genda.errors import GendaError, RunLockedError
-from genda.io import locked, read_json, write_json, write_text, write_yaml
+from genda.io import is_folder_name, locked, read_json, write_json, write_text, write_yaml
 
 # Progress frames (train.sample_every) of conditional models: this many samples per class,
 # a row each; genda eval scores them for the accuracy-over-training figure.
@@ -200,6 +200,10 @@ def _train(
         raise ckpt.CheckpointError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
+    elif run_dir is not None and rt.broadcast((run_dir / "metrics.json").exists()):
+        raise ckpt.CheckpointError(  # e.g. its checkpoints were deleted to save space
+            f"{run_dir} holds a finished run (metrics.json); choose another --out"
+        )
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", cfg.to_dict())
@@ -374,7 +378,12 @@ def load_method(run_dir: str | Path, device: str = "cpu"):
     state = ckpt.load(path)
     try:
         cfg = resolve_config(state["config"])
-        method = build_method(cfg, DataInfo(**state["method"]["info"]))
+        info = DataInfo(**state["method"]["info"])
+        if bad := [c for c in info.classes if not isinstance(c, str) or not is_folder_name(c)]:
+            raise ckpt.CheckpointError(
+                f"class name {bad[0]!r} is not a plain folder name (no '/', '\\', '.' or '..')"
+            )
+        method = build_method(cfg, info)
         method.load_checkpoint_state(state["method"], weights_only=True)
     except (ckpt.CheckpointError, ConfigError, TypeError) as e:  # TypeError: foreign info keys
         raise ckpt.CheckpointError(f"{path}: {e}") from None

@@ -142,11 +142,12 @@ def with_toc(blocks: list[Block], levels: tuple[int, ...] = (2,)) -> list[Block]
 
 def _inline(text: str) -> str:
     """Escaped HTML of one line of Markdown-ish text: `code` spans, **bold** and [text](#id)
-    links."""
-    out = html.escape(text, quote=False)
+    links. Run names, classes and table cells come from other people's files: quotes are
+    escaped too, and a link target is only ever a heading id (word characters and hyphens)."""
+    out = html.escape(text, quote=True)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"\[([^\]]+)\]\((#[^)\s]+)\)", r'<a href="\2">\1</a>', out)
+    return re.sub(r"\[([^\]]+)\]\((#[\w-]+)\)", r'<a href="\2">\1</a>', out)
 
 
 def _md_cell(text: str) -> str:

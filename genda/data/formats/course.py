@@ -17,6 +17,7 @@ from genda.data.formats.files import (
     read_images,
 )
 from genda.errors import DataError
+from genda.io import is_folder_name
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -70,6 +71,12 @@ def _class_names(path: Path, rows: list[tuple[int, list[str]]]) -> list[str]:
             "(expected class ids 0..K-1, or class names none of which is a number)"
         )
     if names:
+        lineno, value, _ = next((v for v in names if not is_folder_name(v[1])), (0, "", None))
+        if lineno:
+            raise DataError(
+                f"{path}: line {lineno}: label {value!r} cannot name a class: class names are "
+                "plain folder names (no '/', '\\', '.' or '..')"
+            )
         return sorted({v for _, v, _ in names})
     present = {i for _, _, i in ints}
     k = next(i for i in range(len(present) + 1) if i not in present)

@@ -17,6 +17,27 @@ from genda.config import ConfigError, format_choices, load_yaml, merge, parse_ov
 from genda.errors import GendaError
 
 
+def _comma_list(kind: type) -> Any:
+    """An argparse type: ``0,1,2`` as a list of ``kind`` (a bad item is a usage error)."""
+
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s, e.g. 0,1,2; got {text!r}"
+            ) from None
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def _common_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (each maps onto a config key)")
     g.add_argument("--config", help="YAML file with sections method/data/train/hparams")
@@ -141,7 +162,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
                 f"--guidance-sweep scores on the evaluation classifier against the run's own "
                 f"data; it takes no {', '.join(given)} (run genda eval without the sweep for those)"
             )
-        weights = [float(w) for w in args.guidance_sweep.split(",")]
+        weights = args.guidance_sweep
         options = _sample_options(args)
         options.pop("guidance")
         rows = api.guidance_sweep(
@@ -225,7 +246,7 @@ def cmd_uda_table(args: argparse.Namespace) -> None:
         raise ConfigError(
             "--source and --target must list the same number of data sets (zipped into pairs)"
         )
-    seeds = [int(s) for s in str(args.seed).split(",")]
+    seeds = args.seed
     md = api.uda_table(
         list(zip(sources, targets, strict=True)),
         args.out,
@@ -278,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "svhn:ROOT, celeba:ROOT, course:DIR, folder:DIR, mnistm:MNIST_ROOT,PHOTOS",
     )
     show.add_argument("--out", help="sample grid PNG (default <name>_samples.png)")
-    show.add_argument("--n", type=int, default=100, help="images in the grid")
+    show.add_argument("--n", type=_positive, default=100, help="images in the grid")
     show.add_argument("--download", action="store_true")
     show.add_argument(
         "--strict", action="store_true", help="refuse images whose size differs from the rest"
@@ -309,7 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", required=True, help="target spec(s), comma-separated, zipped with --source"
     )
     tab.add_argument("--methods", default="source-only,dann,target-only")
-    tab.add_argument("--seed", default="0", help="seed or comma-separated seeds, e.g. 0,1,2")
+    tab.add_argument(
+        "--seed",
+        type=_comma_list(int),
+        default=[0],
+        help="seed or comma-separated seeds, e.g. 0,1,2",
+    )
     tab.add_argument("--out", required=True, help="table directory (re-running resumes it)")
     tab.add_argument(
         "--jobs",
@@ -365,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--guidance-sweep",
+        type=_comma_list(float),
         metavar="W,W,...",
         help="instead: accuracy, FID, precision and recall at each guidance weight (e.g. 0,0.5,1,2,4)",
     )

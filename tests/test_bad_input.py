@@ -341,6 +341,24 @@ def test_course_label_names_become_sorted_classes(tmp_path, monkeypatch):
     assert load_dataset(f"course:{root}").train.classes == ["ant", "cat", "dog"]
 
 
+def test_16_bit_images_keep_their_grey_levels_and_float_or_huge_ones_are_refused(
+    tmp_path, monkeypatch
+):
+    from genda.data.formats.files import decode_image
+    from genda.errors import DataError
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0..65520
+    Image.fromarray(ramp).save(tmp_path / "16.png")
+    grey = decode_image(tmp_path / "16.png")
+    assert grey.dtype == np.uint8 and abs(grey.mean() - ramp.mean() / 256) < 1  # not white
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "f.tiff")
+    with pytest.raises(DataError, match="f.tiff: floating-point image"):
+        decode_image(tmp_path / "f.tiff")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # PIL itself only warns up to 6,000
+    with pytest.raises(DataError, match="16.png: 64x64 pixels is more than"):
+        decode_image(tmp_path / "16.png")
+
+
 def test_images_of_another_size_are_reported_or_refused(tmp_path, capsys, monkeypatch, recwarn):
     monkeypatch.setenv("GENDA_CACHE", "off")
     sizes = [(28, 28)] * 10

@@ -319,6 +319,23 @@ def test_usps_file_format(tmp_path: Path) -> None:
         f.write(f"11 {pixels}\n")
     with pytest.raises(DataError, match=r"usps\.t\.bz2: line 1: label 11 outside 1\.\.10"):
         load_dataset(f"usps:{tmp_path}")
+    with bz2.open(tmp_path / "usps.t.bz2", "wb") as f:
+        f.write(b"\xff\xfe not text\n")
+    with pytest.raises(DataError, match=r"usps:.*: a file of this data set is corrupt or not in"):
+        load_dataset(f"usps:{tmp_path}")  # a reader's own error, as one line
+
+
+def test_corrupt_or_short_mnist_files_are_data_errors(tmp_path: Path) -> None:
+    raw = tiny_mnist(tmp_path / "m") / "MNIST" / "raw"
+    gz = raw / "t10k-labels-idx1-ubyte.gz"
+    data = gz.read_bytes()
+    gz.write_bytes(data[:-20] + bytes(b ^ 0xFF for b in data[-20:-8]) + data[-8:])  # deflate
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: cannot read"):
+        load_dataset(f"mnist:{tmp_path / 'm'}")
+    with gzip.open(gz, "wb") as f:
+        f.write(b"\0\0\x08\x03\0\0")
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: truncated IDX header"):
+        load_dataset(f"mnist:{tmp_path / 'm'}")
 
 
 def test_celeba_layout(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genda.cli import main as cli_main
-from genda.config import ConfigError, ExperimentConfig, from_dict, parse_overrides
+from genda.config import ConfigError, ExperimentConfig, from_dict, load_yaml, parse_overrides
 from genda.data.prepare import prepare
 from genda.engine import checkpoint as ckpt
 from genda.engine.loop import load_method, resolve_config, train
@@ -111,6 +111,33 @@ def test_wrong_type_and_bad_override() -> None:
         "train": {"steps": 3},
         "hparams": {"lr": 0.1},
     }
+
+
+def test_malformed_overrides_configs_and_numbers_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'hparams.lr=\[0.1': the value is not valid YAML"):
+        parse_overrides(["hparams.lr=[0.1"])
+    with pytest.raises(ConfigError, match="train was set to a value, not a section"):
+        parse_overrides(["train=5", "train.steps=3"])
+    for bad in ("nan", "inf"):
+        with pytest.raises(ConfigError, match="train.epochs: .* is not a finite number"):
+            from_dict(ExperimentConfig, {"train": {"epochs": float(bad)}})
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"train:\n  steps: \xff\n")
+    with pytest.raises(ConfigError, match="c.yaml: not a UTF-8 text file"):
+        load_yaml(config)
+    config.write_text("train:\n  steps: [3\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML at line \d+, column \d+") as e:
+        load_yaml(config)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "argv", [["uda", "table", "--seed", "0,1,"], ["data", "show", "digits", "--n", "0"]]
+)
+def test_bad_numbers_on_the_command_line_are_usage_errors(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli_main([*argv, "--out", "unused"] if argv[0] == "uda" else argv)
+    assert e.value.code == 2 and "expected" in capsys.readouterr().err
 
 
 def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -8,7 +8,9 @@ let a config name data without code.
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 from genda.data.domain import DataError, Dataset
@@ -49,7 +51,15 @@ def load_dataset(spec: str, download: bool = False, strict: bool = False) -> Dat
     Image files of another size than the rest of their set were cropped and resized; this is
     said once per data set, and ``strict=True`` refuses such a set instead.
     """
-    ds = _load(spec.strip(), download)
+    try:
+        ds = _load(spec.strip(), download)
+    except (EOFError, zlib.error, struct.error, UnicodeDecodeError, ValueError, IndexError) as e:
+        # A reader met a file that is not what its layout says (a corrupt .gz, a short IDX
+        # header, a truncated list file): one line naming the data set, never a traceback.
+        raise DataError(
+            f"{spec}: a file of this data set is corrupt or not in the {_kind(spec)} layout "
+            f"({type(e).__name__}: {e})"
+        ) from None
     for d in (ds.train, ds.test):
         if not d.resized:
             continue
@@ -74,6 +84,11 @@ def spec_inputs(spec: str) -> tuple[str, list[Path]]:
     kind, _, arg = spec.partition(":")
     paths = [Path(p.strip()).expanduser().absolute() for p in arg.split(",")]
     return f"{kind}:{','.join(map(str, paths))}", files_under(*paths)
+
+
+def _kind(spec: str) -> str:
+    kind = spec.strip().partition(":")[0].lower()
+    return KINDS[kind].split(maxsplit=1)[1] if kind in KINDS else "expected"
 
 
 def _load(spec: str, download: bool) -> Dataset:

@@ -114,12 +114,28 @@ def split_indices(
 def decode_image(
     path: Path, transform: Callable[[Image.Image], Image.Image] | None = None
 ) -> np.ndarray:
-    """Decode one file to uint8 ``[H, W]`` (grey) or ``[H, W, 3]`` (colour)."""
+    """Decode one file to uint8 ``[H, W]`` (grey) or ``[H, W, 3]`` (colour).
+
+    16-bit grey files keep their top 8 bits (PIL's ``convert("L")`` would clip them to
+    white); floating-point files and images over PIL's ``MAX_IMAGE_PIXELS`` (where PIL itself
+    only warns, below twice that) are refused before they are decoded."""
     try:
         with Image.open(path) as im:
+            if im.width * im.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+                raise DataError(
+                    f"{path}: {im.width}x{im.height} pixels is more than an image genda reads "
+                    f"({Image.MAX_IMAGE_PIXELS} pixels); resize it first"
+                )
             if transform is not None:
                 im = transform(im)
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+            if im.mode == "F":
+                raise DataError(f"{path}: floating-point image; expected 8- or 16-bit pixels")
+            if im.mode == "I" or im.mode.startswith("I;16"):
+                a = np.asarray(im).astype(np.int64)
+                return (
+                    (a >> 8 if im.mode != "I" or a.max() > 255 else a).clip(0, 255).astype(np.uint8)
+                )
+            grey = im.mode in ("1", "L", "LA")
             return np.asarray(im.convert("L" if grey else "RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: cannot read image ({e})") from e

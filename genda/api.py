@@ -173,10 +173,11 @@ def uda_table(
     and ``table.md`` and return the path of ``table.md``. Rerunning resumes the table;
     ``jobs`` runs that many cells side by side, ``cluster="slurm"`` submits them as a
     submitit job array (see :func:`genda.engine.table.run_cells`)."""
-    from genda.engine.table import run_table
+    from genda.engine.table import earlier_rows, run_table
     from genda.report.tables import write_table_md
 
     base = raw_config(config, **options)
+    earlier_rows(Path(out) / "table.csv")  # someone else's file: refused, never rendered
     try:
         run_table(
             list(pairs),

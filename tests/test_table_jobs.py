@@ -44,3 +44,16 @@ def test_a_failed_cell_is_reported_and_the_others_kept(tmp_path) -> None:
     rows = (tmp_path / "t" / "table.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 and all("digits-m" in r for r in rows[1:])
     assert (tmp_path / "t" / "table.md").is_file()
+
+
+def test_a_later_table_into_the_same_folder_adds_its_rows(tmp_path) -> None:
+    out = tmp_path / "t"
+    uda_table([PAIR], out, ["source-only"], [0], TINY, log=print)
+    first = (out / "table.csv").read_text().splitlines()
+    uda_table([PAIR], out, ["dann"], [0], TINY, log=print)  # a method added later
+    rows = (out / "table.csv").read_text().splitlines()
+    assert rows[:2] == first and len(rows) == 3 and rows[2].startswith("dann,")
+    (out / "table.csv").write_text("name,score\nx,1\n")  # someone else's file: not overwritten
+    with pytest.raises(GendaError, match=r"table.csv: not a genda table.csv .*move it away"):
+        uda_table([PAIR], out, ["dann"], [0], TINY, log=print)
+    assert (out / "table.csv").read_text() == "name,score\nx,1\n"

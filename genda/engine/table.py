@@ -9,6 +9,8 @@ from it, and :func:`genda.api.uda_table` does both.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import multiprocessing
 import os
 import re
@@ -20,7 +22,7 @@ from typing import Any
 from genda.config import ExperimentConfig, merge
 from genda.data.prepare import ExperimentData, prepare
 from genda.engine.loop import resolve_config, train_or_reuse
-from genda.errors import GendaError
+from genda.errors import DataError, GendaError
 from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL, write_csv
 
 
@@ -117,6 +119,10 @@ def run_table(
 ) -> list[dict[str, Any]]:
     """Train every (pair, method, seed) cell under ``out`` and write ``out/table.csv``.
 
+    Rows an earlier invocation wrote into the same ``table.csv`` are kept unless this one
+    measured the same (method, pair, seed) again, so a table can grow method by method
+    (``--methods adda`` later adds ADDA's rows); delete ``table.csv`` to start a new one.
+
     ``jobs > 1`` runs that many cells at once in separate processes, each with its share of
     the threads (``train.threads``, else the CPU count, divided by ``jobs``; at least 1). A
     cell gives the same result as in a serial table with the same thread count. A failed
@@ -124,9 +130,12 @@ def run_table(
     :class:`~genda.errors.GendaError` names the failed ones (rerunning retries only them).
     """
     cells = plan_table(pairs, methods, seeds, out, base)
+    earlier = earlier_rows(Path(out) / "table.csv")  # refused before any training
     results = run_cells(cells, log, jobs, False, cluster, cluster_options, Path(out) / "submitit")
     rows = [c.row(r) for c, r in zip(cells, results, strict=True) if isinstance(r, dict)]
-    write_table_csv(rows, Path(out))
+    new = {_row_key(r) for r in rows}
+    kept = [r for r in earlier if _row_key(r) not in new]
+    write_table_csv(kept + rows, Path(out))
     _raise_failed(cells, results, f"the others are in {Path(out) / 'table.csv'}")
     return rows
 
@@ -156,7 +165,8 @@ def run_cells(
         for i, cell in enumerate(cells):
             key = repr(cell.cfg.data)
             if key not in data and not (cell.run_dir / "metrics.json").exists():
-                data[key] = prepare(cell.cfg.data, 0)
+                with contextlib.suppress(GendaError):  # run_cell reports it as the cell's failure
+                    data[key] = prepare(cell.cfg.data, 0)
             results[i] = run_cell(cell.cfg, cell.run_dir, data.get(key))
             log(cell_line(cell, results[i]))
     else:
@@ -242,6 +252,29 @@ def cell_line(cell: Cell, result: dict[str, Any] | str) -> str:
     acc = result.get("target_accuracy", result.get("source_accuracy"))
     kind = "target" if "target_accuracy" in result else "test"
     return f"{where}: {kind} {acc:.2f}% ({result['wall_time_s']:.0f} s)"
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, str, int]:
+    return row["method"], row["source"], row["target"], int(row["seed"])
+
+
+def earlier_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of an existing ``table.csv`` (none if there is none); a file that is not a
+    genda table is refused rather than overwritten."""
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            r["seed"], r["target_accuracy"] = int(r["seed"]), float(r["target_accuracy"])
+            r["target_test_images"] = int(r.get("target_test_images") or 0)
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        raise DataError(
+            f"{path}: not a genda table.csv ({type(e).__name__}: {e}); expected the columns "
+            f"{', '.join(TABLE_COLUMNS + TABLE_OPTIONAL)}; move it away to start a new table"
+        ) from None
+    return rows
 
 
 def write_table_csv(rows: list[dict[str, Any]], out: Path) -> Path:

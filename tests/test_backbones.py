@@ -69,3 +69,11 @@ def test_dsn_refuses_dann_options_it_does_not_implement(key, value) -> None:
     with pytest.raises(ConfigError, match=f"hparams.{key}: invalid value"):
         resolve_config({"method": "dsn", "hparams": {key: value}})
     resolve_config({"method": "dann", "hparams": {key: value}})  # DANN has both
+
+
+def test_a_size_the_backbone_cannot_take_is_a_config_error() -> None:
+    from genda.config import ConfigError
+
+    cfg = resolve_config({"method": "dann", "hparams": {"arch": "lenet-paper"}})
+    with pytest.raises(ConfigError, match="data.size 12: backbone 'lenet-paper' cannot take 12px"):
+        build_method(cfg, DataInfo(1, 12, [str(i) for i in range(10)]))

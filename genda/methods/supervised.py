@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genda.config import bounded, choice
+from genda.config import ConfigError, bounded, choice
 from genda.data.augment import INVERTS, PADS, augment, invert_polarity
 from genda.methods.base import Batch
 from genda.methods.uda import UDAMethod
@@ -83,9 +83,12 @@ class SourceOnly(UDAMethod):
 
     def __init__(self, hp: SupervisedHparams, info) -> None:
         super().__init__(hp, info)
-        enc, cls = backbones.build(
-            hp.arch, info.channels, info.size, info.num_classes, input_norm=hp.norm == "instance"
-        )
+        try:
+            enc, cls = backbones.build(
+                hp.arch, info.channels, info.size, info.num_classes, hp.norm == "instance"
+            )
+        except ValueError as e:
+            raise ConfigError(f"data.size {info.size}: {e}; choose a larger --size") from None
         self.nets.update({"encoder": enc, "classifier": cls})
 
     def configure(self, total_steps: int) -> None:

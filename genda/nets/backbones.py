@@ -194,9 +194,18 @@ def head(dim: int, num_classes: int, hidden: tuple[int, ...], batchnorm: bool = 
 def build(
     name: str, channels: int, size: int, num_classes: int, input_norm: bool = False
 ) -> tuple[nn.Module, nn.Module]:
-    """(encoder, label head) of backbone ``name`` for ``channels x size x size`` images."""
+    """(encoder, label head) of backbone ``name`` for ``channels x size x size`` images.
+
+    Raises ValueError when the encoder cannot take that size (found by one forward of a
+    blank image, so a too-small input fails here rather than at the first training step)."""
     spec = _check(name)
-    enc = spec.encoder(channels, size, input_norm)
+    try:
+        enc = spec.encoder(channels, size, input_norm)
+        with torch.no_grad():
+            enc.eval()(torch.zeros(1, channels, size, size))
+        enc.train()
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"backbone {name!r} cannot take {size}px images ({e})") from None
     return enc, head(enc.out_dim, num_classes, spec.head_hidden, spec.batchnorm)
 
 

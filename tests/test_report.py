@@ -468,3 +468,42 @@ def test_names_from_other_peoples_files_cannot_inject_html() -> None:
     assert "<script>alert" not in page and 'onfocus="' not in page and "&quot;" in page
     safe = to_html([Paragraph("see [the table](#results-1)")], "t")
     assert '<a href="#results-1">the table</a>' in safe  # real heading links still work
+
+
+def test_a_run_cannot_pull_files_from_outside_it_into_the_report(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.png"
+    write_png(secret, (1, 2, 3))
+    run = tmp_path / "runs" / "r"
+    write_run(run, "DANN", "MNIST", "USPS", 1, 90.0)
+    (run / "figures").mkdir()
+    (run / "figures" / "link.png").symlink_to(secret)  # an unlisted figure linking out
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["figures"] = {"Stolen": "../../secret.png"}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    md, _ = build_report([tmp_path / "runs"], tmp_path / "out")
+    copied = [p.read_bytes() for p in (tmp_path / "out").rglob("*.png")]
+    assert secret.read_bytes() not in copied
+    assert "Missing figure files: Stolen (../../secret.png)." in md.read_text()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"confusion": [[1, 2]]},  # not square
+        {"fid": "x", "fid_extractor": "classifier:digits"},
+        {"target_accuracy": "n/a"},
+    ],
+)
+def test_a_run_file_of_another_shape_renders_or_is_one_report_error(
+    tmp_path: Path, change: dict
+) -> None:
+    run = tmp_path / "runs" / "r"
+    write_run(run, "DANN", "MNIST", "USPS", 1, 90.0)
+    metrics = {**json.loads((run / "metrics.json").read_text()), **change}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "out").mkdir()
+    try:
+        build_report([tmp_path / "runs"], tmp_path / "out")
+    except ReportError as e:
+        assert str(run) in str(e) and "\n" not in str(e)
+        assert not (tmp_path / "out" / "report.md").exists()  # nothing half-written

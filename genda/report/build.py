@@ -126,7 +126,7 @@ def load_run(path: Path, label: str) -> Run:
     try:
         config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
         metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
         raise ReportError(f"{path}: cannot read run files: {err}") from err
     if not isinstance(metrics, dict):
         raise ReportError(f"{path / 'metrics.json'}: expected a JSON object")
@@ -278,21 +278,28 @@ class _Builder:
 
     def listed_figures(self, run: Run) -> tuple[list[tuple[str, Path]], list[str]]:
         """``(title, file)`` of the run's figures: listed ones in listed order, then unlisted
-        PNGs in ``figures/``; and the listed ones whose file is missing."""
+        PNGs in ``figures/``; and the listed ones whose file is missing. Only PNG files inside
+        the run directory count: a ``metrics.json`` (someone else's) naming ``../../x`` or a
+        link out of the run cannot copy another file into the report."""
         listed = run.metrics.get("figures")
         listed = listed if isinstance(listed, Mapping) else {}
+        root = run.path.resolve()
         found: list[tuple[str, Path]] = []
         missing: list[str] = []
+
+        def inside(src: Path) -> bool:
+            return src.suffix.lower() == ".png" and src.is_relative_to(root) and src.is_file()
+
         for title, rel in listed.items():
             src = (run.path / str(rel)).resolve()
-            if src.is_file():
+            if inside(src):
                 found.append((str(title), src))
             else:
                 missing.append(f"{title} ({rel})")
         seen = {src for _, src in found}
         fig_dir = run.path / "figures"
         for src in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
-            if src.resolve() not in seen:
+            if src.resolve() not in seen and inside(src.resolve()):
                 found.append((src.stem.replace("_", " "), src.resolve()))
         return found, missing
 
@@ -491,13 +498,23 @@ def build_report(
     for r in runs:
         grouped.setdefault(section_of(r.method).heading, []).append(r)
     for section in (*SECTIONS, OTHER):
-        builder.add_section(
-            section,
-            sorted(grouped.get(section.heading, []), key=lambda r: _run_order(r, section)),
-            tables if section.tables else [],
-            _matrices(paths) if section.tables else [],
-            runs,
-        )
+        members = sorted(grouped.get(section.heading, []), key=lambda r: _run_order(r, section))
+        try:
+            builder.add_section(
+                section,
+                members,
+                tables if section.tables else [],
+                _matrices(paths) if section.tables else [],
+                runs,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            # A run's metrics.json / config.yaml or a table.csv (maybe someone else's) holds
+            # values of another shape: one line, and no report half-written.
+            where = ", ".join(str(r.path) for r in members) or ", ".join(map(str, tables))
+            raise ReportError(
+                f"cannot render section {section.heading!r}: a file under {where} holds an "
+                f"unexpected value ({type(e).__name__}: {e})"
+            ) from None
     blocks = with_toc(builder.blocks)
     md = write_text(out / "report.md", to_markdown(blocks))
     page = write_text(out / "report.html", to_html(blocks, title))

@@ -198,6 +198,14 @@ def test_eval_of_a_run_being_written_stops_before_sampling(gan_run, tmp_path, ca
     assert not (run / "progress_accuracy.csv").exists()
 
 
+def test_eval_refuses_a_foreign_metrics_file_before_sampling(gan_run, tmp_path, capsys):
+    run = copy_run(gan_run, tmp_path / "run")
+    (run / "metrics.json").write_text("[]")
+    rc, err = run_cli(capsys, "eval", run, "--n", "8", "--evaluator-steps", "1")
+    assert rc == 2 and "metrics.json: expected a JSON object" in err
+    assert (run / "metrics.json").read_text() == "[]"
+
+
 def test_failed_new_run_leaves_no_directory(tmp_path, capsys):
     rc, err = run_cli(
         capsys, "train", "dann", "--data", tmp_path / "nowhere", "--out", tmp_path / "r"

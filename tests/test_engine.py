@@ -253,6 +253,14 @@ def test_a_finished_run_without_its_checkpoint_is_not_overwritten(runs, tmp_path
     assert files() == before
 
 
+def test_resume_with_other_settings_is_refused(runs, tmp_path) -> None:
+    run = tmp_path / "other"
+    shutil.copytree(runs["A"], run)
+    changed = dataclasses.replace(runs["cfg"], hparams={**runs["cfg"].hparams, "lr": 0.5})
+    with pytest.raises(ckpt.CheckpointError, match=r"hparams.lr: 0.01 -> 0.5"):
+        train(changed, run, resume=True, data=runs["data"])
+
+
 def test_resume_without_a_checkpoint(tmp_path: Path, runs) -> None:
     with pytest.raises(ckpt.CheckpointError, match="no checkpoint"):
         train(runs["cfg"], tmp_path / "empty", resume=True, data=runs["data"])

@@ -257,6 +257,7 @@ def evaluate_run(
 
     if n < 2:
         raise ConfigError(f"--n must be >= 2 for FID, got {n}")
+    _metrics_of(run_dir)
     dev = resolve_device(device)
     cfg, method = load_method(run_dir, dev)
     if method.kind != "generative":
@@ -345,7 +346,9 @@ def progress_accuracy(run_dir: Path, method, evaluator) -> dict[str, Any]:
     from genda.metrics.intervals import wilson
     from genda.viz import plot_xy, read_grid
 
-    frames = sorted((run_dir / "figures" / "progress").glob("*.png"))
+    frames = [  # the training's own frames, named by their step (a stray copy is not one)
+        f for f in sorted((run_dir / "figures" / "progress").glob("*.png")) if f.stem.isdigit()
+    ]
     if not frames:
         return {}
     k, info = method.info.num_classes, method.info
@@ -382,16 +385,25 @@ def progress_accuracy(run_dir: Path, method, evaluator) -> dict[str, Any]:
     }
 
 
+def _metrics_of(run_dir: Path) -> dict[str, Any]:
+    """The run's ``metrics.json`` ({} before the first evaluation), checked to be what genda
+    writes, so an eval refuses someone else's file before sampling rather than after."""
+    path = run_dir / "metrics.json"
+    merged = read_json(path) if path.is_file() else {}
+    if not isinstance(merged, dict) or not isinstance(merged.get("figures", {}), dict):
+        raise DataError(f"{path}: expected a JSON object with a 'figures' object, as genda writes")
+    return merged
+
+
 def _merge_metrics(run_dir: Path, scores: dict[str, Any]) -> None:
     """Add ``scores`` to the run's ``metrics.json`` (``figures`` merged, not replaced); the
     caller holds the run's lock (:func:`one_writer`)."""
-    path = run_dir / "metrics.json"
-    merged: dict[str, Any] = read_json(path) if path.is_file() else {}
+    merged = _metrics_of(run_dir)
     figures = {**merged.get("figures", {}), **scores.get("figures", {})}
     merged.update(scores)
     if figures:
         merged["figures"] = figures
-    write_json(path, merged)
+    write_json(run_dir / "metrics.json", merged)
 
 
 GUIDANCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -425,6 +437,7 @@ def guidance_sweep(
     from genda.metrics.evaluator import get_evaluator
     from genda.viz import plot_xy
 
+    _metrics_of(run_dir)
     cfg, method = load_method(run_dir, resolve_device(device))
     if "guidance" not in sample_options(method) or method.conditioning == "none":
         raise ConfigError(f"{run_dir}: a {method.name!r} run has no classifier-free guidance")

@@ -96,6 +96,20 @@ def train(
         return _train(cfg, run_dir, rt, resume, data, figures, evaluate)
 
 
+def _changed_settings(before: Any, now: dict[str, Any]) -> str:
+    """The ``data`` / ``hparams`` keys a resumed run would change, as ``key: old -> new``
+    (an optimiser, a loss weight or the data would not continue the same run; ``train``
+    settings such as threads, device or logging may change)."""
+    before = before if isinstance(before, dict) else {}
+    out = []
+    for section in ("data", "hparams"):
+        old, new = before.get(section) or {}, now.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and f"{section}.{key}" != "data.download":
+                out.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return ", ".join(out)
+
+
 def train_or_reuse(
     cfg: ExperimentConfig, run_dir: str | Path, data: ExperimentData | None = None
 ) -> dict[str, Any]:
@@ -185,17 +199,26 @@ def _train(
             raise ckpt.CheckpointError(f"--resume: no checkpoint at {last}")
         state = ckpt.load(last, resume=True)
         try:
-            method.load_checkpoint_state(state["method"])
+            method.load_checkpoint_state(state["method"])  # method and image size first
+            if changed := _changed_settings(state["config"], cfg.to_dict()):
+                raise ckpt.CheckpointError(
+                    f"--resume with other settings than the run was started with ({changed}); "
+                    "resume with the run's own settings, or start a new --out"
+                )
+            for k, s in state["streams"].items():
+                streams[k].load_state_dict(s)
+            ranks = state.get("rng_ranks")  # per-rank RNG if the world is the same
+            ckpt.set_rng_state(ranks[rt.rank] if ranks and len(ranks) == rt.world else state["rng"])
+            start, elapsed = state["step"], state["elapsed"]
+            history.restore(state["history"], start)
+            if selector is not None and "selector" in state:
+                selector.load_state_dict(state["selector"])
         except ckpt.CheckpointError as e:
             raise ckpt.CheckpointError(f"{last}: {e}") from None
-        for k, s in state["streams"].items():
-            streams[k].load_state_dict(s)
-        ranks = state.get("rng_ranks")  # per-rank RNG (dropout, noise) if the world is the same
-        ckpt.set_rng_state(ranks[rt.rank] if ranks and len(ranks) == rt.world else state["rng"])
-        start, elapsed = state["step"], state["elapsed"]
-        history.restore(state["history"], start)
-        if selector is not None and "selector" in state:
-            selector.load_state_dict(state["selector"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            raise ckpt.CheckpointError(
+                f"{last}: its run state does not fit this run ({type(e).__name__}: {e})"
+            ) from None
     elif last is not None and rt.broadcast(last.exists()):  # rank 0 decides, so all ranks stop
         raise ckpt.CheckpointError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"

@@ -48,10 +48,30 @@ def is_folder_name(name: str) -> bool:
 
 
 def file_mode() -> int:
-    """The mode ``open()`` would give a new file under the current umask (0666 & ~umask)."""
-    umask = os.umask(0o022)  # the only portable way to read the umask is to set it
-    os.umask(umask)
+    """The mode ``open()`` would give a new file under the current umask (0666 & ~umask).
+
+    Read from ``/proc/self/status`` where Linux has it: the portable way, setting the umask
+    and setting it back, would give a file another thread creates meanwhile the wrong mode."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(ln.split()[1], 8) for ln in f if ln.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
     return 0o666 & ~umask
+
+
+def _make_dirs(directory: Path) -> None:
+    """``mkdir -p`` whose new directory entries are flushed too (each one's parent fsynced),
+    so a durable file is not lost with a folder the crash forgot."""
+    new = []
+    d = directory
+    while not d.exists() and d != d.parent:
+        new.append(d)
+        d = d.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for d in reversed(new):
+        _fsync_dir(d.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -92,7 +112,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(final.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
         os.close(fd)
     except OSError as e:

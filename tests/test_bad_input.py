@@ -390,3 +390,13 @@ def test_corrupt_png(tmp_path, capsys, monkeypatch):
     (root / "data" / "005.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     rc, err = run_cli(capsys, "data", "show", f"course:{root}", "--out", tmp_path / "g.png")
     assert rc == 2 and "005.png: cannot read image" in err
+
+
+def test_reading_the_umask_does_not_change_it(monkeypatch):
+    from genda.io import file_mode
+
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda m: calls.append(m) or 0o022)
+    status = Path("/proc/self/status").read_text().splitlines()
+    old = int(next(ln for ln in status if ln.startswith("Umask:")).split()[1], 8)
+    assert file_mode() == 0o666 & ~old and calls == []  # read, never set (threads race on it)

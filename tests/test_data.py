@@ -330,11 +330,19 @@ def test_corrupt_or_short_mnist_files_are_data_errors(tmp_path: Path) -> None:
     gz = raw / "t10k-labels-idx1-ubyte.gz"
     data = gz.read_bytes()
     gz.write_bytes(data[:-20] + bytes(b ^ 0xFF for b in data[-20:-8]) + data[-8:])  # deflate
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: cannot read"):
+    with pytest.raises(DataError, match=r"^[^:]*t10k-labels-idx1-ubyte\.gz: "):
         load_dataset(f"mnist:{tmp_path / 'm'}")
     with gzip.open(gz, "wb") as f:
         f.write(b"\0\0\x08\x03\0\0")
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: truncated IDX header"):
+        load_dataset(f"mnist:{tmp_path / 'm'}")
+    with gzip.open(gz, "wb") as f:  # a header promising far more than any data set holds
+        f.write(b"\0\0\x08\x01" + struct.pack(">I", 2**31) + bytes(10))
+    with pytest.raises(DataError, match=r"announces \(2147483648,\): too large"):
+        load_dataset(f"mnist:{tmp_path / 'm'}")
+    with gzip.open(gz, "wb") as f:  # more values than the header says
+        f.write(b"\0\0\x08\x01" + struct.pack(">I", 10) + bytes(11))
+    with pytest.raises(DataError, match=r"does not match its header \(\(10,\): 10 values, more"):
         load_dataset(f"mnist:{tmp_path / 'm'}")
 
 

@@ -53,6 +53,8 @@ def load_dataset(spec: str, download: bool = False, strict: bool = False) -> Dat
     """
     try:
         ds = _load(spec.strip(), download)
+    except DataError:
+        raise  # already one line naming the file
     except (EOFError, zlib.error, struct.error, UnicodeDecodeError, ValueError, IndexError) as e:
         # A reader met a file that is not what its layout says (a corrupt .gz, a short IDX
         # header, a truncated list file): one line naming the data set, never a traceback.

@@ -24,23 +24,39 @@ _MNIST = {
 }
 
 
+# MNIST's largest file holds 47 M values; a header promising more than this is refused
+# before anything is inflated (a small .gz can expand to gigabytes).
+MAX_IDX_VALUES = 2**30
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (plain or ``.gz``) of uint8 data, the format MNIST is shipped in."""
+    """Read an IDX file (plain or ``.gz``) of uint8 data, the format MNIST is shipped in.
+
+    The header is read first and then exactly the values it announces, so a file (or a
+    compressed stream) longer than its header says is refused without being read in full."""
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-            data = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[:3] != b"\0\0\x08":
+                raise DataError(f"{path}: not an IDX file of uint8 data")
+            ndim = head[3]
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header ({ndim} dimensions)")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            count = int(np.prod(dims))
+            if count > MAX_IDX_VALUES:
+                raise DataError(f"{path}: IDX header announces {dims}: too large for a data set")
+            data = f.read(count)
+            extra = f.read(1)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({e})") from e
-    if len(data) < 4 or data[:3] != b"\0\0\x08":
-        raise DataError(f"{path}: not an IDX file of uint8 data")
-    ndim = data[3]
-    if len(data) < 4 + 4 * ndim:
-        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes, {ndim} dimensions)")
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(dims)):
-        raise DataError(f"{path}: truncated IDX file ({arr.size} values, header says {dims})")
-    return arr.reshape(dims)
+    if len(data) != count or extra:
+        raise DataError(
+            f"{path}: IDX file does not match its header ({dims}: {count} values, "
+            f"{'more' if extra else len(data)} found)"
+        )
+    return np.frombuffer(data, np.uint8).reshape(dims)
 
 
 def mnist_files(root: Path) -> dict[str, Path] | None:

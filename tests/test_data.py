@@ -361,6 +361,12 @@ def test_celeba_layout(tmp_path: Path) -> None:
     assert ds.train.attrs is not None and ds.train.attrs.tolist() == [[0, 0], [1, 0]]
     with pytest.raises(DataError, match=r"list_attr_celeba\.txt"):
         load_dataset(f"celeba:{tmp_path / 'nothing'}")
+    (base / "list_eval_partition.txt").write_text(parts + "\n000001.jpg 3\n")
+    with pytest.raises(DataError, match=r"partition\.txt: line 5: expected 'IMAGE PARTITION'"):
+        load_dataset(f"celeba:{tmp_path}")
+    (base / "list_attr_celeba.txt").write_text("")
+    with pytest.raises(DataError, match=r"list_attr_celeba\.txt: 0 lines; expected a header"):
+        load_dataset(f"celeba:{tmp_path}")
 
 
 def test_unknown_spec() -> None:

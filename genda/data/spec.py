@@ -55,7 +55,15 @@ def load_dataset(spec: str, download: bool = False, strict: bool = False) -> Dat
         ds = _load(spec.strip(), download)
     except DataError:
         raise  # already one line naming the file
-    except (EOFError, zlib.error, struct.error, UnicodeDecodeError, ValueError, IndexError) as e:
+    except (
+        EOFError,
+        zlib.error,
+        struct.error,
+        UnicodeDecodeError,
+        ValueError,
+        IndexError,
+        KeyError,
+    ) as e:
         # A reader met a file that is not what its layout says (a corrupt .gz, a short IDX
         # header, a truncated list file): one line naming the data set, never a traceback.
         raise DataError(

@@ -32,9 +32,11 @@ def celeba_crop(im: Image.Image, crop: int = 108, size: int = 64) -> Image.Image
 
 def _celeba_rows(path: Path, header_line: int) -> tuple[list[str], list[list[str]]]:
     try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read ({e})") from e
+    if len(lines) <= header_line:
+        raise DataError(f"{path}: {len(lines)} lines; expected a header on line {header_line + 1}")
     header = lines[header_line].split() if header_line >= 0 else []
     return header, [line.split() for line in lines[header_line + 1 :] if line.strip()]
 
@@ -68,7 +70,14 @@ def load_celeba(root: Path, download: bool = False) -> Dataset:
     def build() -> Dataset:
         attr_names, attr_rows = _celeba_rows(need[1], 1)
         _, part_rows = _celeba_rows(need[2], -1)
-        partition = {r[0]: int(r[1]) for r in part_rows}
+        partition = {}
+        for lineno, r in enumerate(part_rows, start=1):
+            if len(r) != 2 or r[1] not in ("0", "1", "2"):
+                raise DataError(
+                    f"{need[2]}: line {lineno}: expected 'IMAGE PARTITION' with partition "
+                    f"0, 1 or 2, got {' '.join(r)!r}"
+                )
+            partition[r[0]] = int(r[1])
         by_split: dict[int, list[tuple[Path, list[str]]]] = {0: [], 1: [], 2: []}
         for lineno, row in enumerate(attr_rows, start=3):
             if len(row) != len(attr_names) + 1:

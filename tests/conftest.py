@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from genda.config import ExperimentConfig
 from genda.engine.loop import resolve_config
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_state():
+    """Runs set torch's thread count (``train.threads``) and seed its global RNG; give each
+    test back what it started with, so no test's result depends on the tests before it."""
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +32,16 @@ def shared_data() -> Path:
     return root
 
 
+def shared_subset(root: Path, *parts: str) -> Path:
+    """``root/parts``, one data set of the shared data; skip when that one is absent."""
+    path = root.joinpath(*parts)
+    if not path.is_dir():
+        pytest.skip(f"real data not available ({path} is absent)")
+    return path
+
+
 TINY_TRAIN = {
+    "device": "cpu",  # the same tests on a machine with a GPU (never needed, never used)
     "steps": 3,
     "batch_size": 16,
     "log_every": 1,

@@ -22,7 +22,7 @@ def readme_example() -> str:
 def test_readme_notebook_example_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GENDA_CACHE", str(tmp_path / "cache"))
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # conftest gives the next test its thread count back
     scope: dict = {}
     exec(compile(readme_example(), str(README), "exec"), scope)  # noqa: S102
     assert scope["images"].shape == (16, 1, 28, 28) and scope["images"].dtype == torch.uint8

@@ -35,6 +35,7 @@ RAW = {
         "steps": STEPS,
         "batch_size": BATCH,
         "devices": WORLD,
+        "device": "cpu",  # the CPU reference; on a GPU machine auto would pick CUDA
         "log_every": 1,
         "progress": False,
         # The in-process reference runs contiguous tensors; channels_last picks other conv
@@ -193,6 +194,8 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
         "train.channels_last=false",
         "--set",
         "train.precision=32-true",
+        "--set",
+        "train.device=cpu",
         "--out",
         str(out),
         "--no-progress",
@@ -207,6 +210,7 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp"))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == STEPS and 0 <= metrics["target_accuracy"] <= 100
+    assert metrics["figures"]
     for fig in metrics["figures"].values():
         assert (out / fig).is_file(), fig
     state = ckpt.load(out)

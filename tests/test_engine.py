@@ -155,14 +155,6 @@ class Crash(RuntimeError):
     pass
 
 
-@pytest.fixture(autouse=True)
-def keep_threads():
-    """Runs set ``train.threads=1``; give later tests the thread count they started with."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Run A uninterrupted; run B crashed at step 5 (last checkpoint: step 3), then resumed."""

@@ -96,6 +96,7 @@ def test_run_dir_files_losses_and_samples(method: str, runs: dict[str, Path]) ->
         assert all(math.isfinite(float(r[key])) for r in rows[:3]), key
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["steps"] == 3
+    assert metrics["figures"]  # the loop below checks something
     for rel in metrics["figures"].values():
         assert (run / rel).is_file(), rel
     _, m = load_method(run)

@@ -9,7 +9,10 @@ import yaml
 
 from genda.cli import main
 
-TINY = ["--steps", "6", "--batch-size", "16", "--set", "data.limit=96", "--set", "train.threads=1"]
+TINY = [
+    *("--steps", "6", "--batch-size", "16", "--set", "data.limit=96", "--set", "train.threads=1"),
+    *("--set", "train.device=cpu"),
+]
 
 
 def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys) -> None:

@@ -38,6 +38,11 @@ def load_svhn(root: Path, download: bool = False) -> Dataset:
                 x, y = mat["X"], mat["y"].reshape(-1).astype(np.int64)
             except Exception as e:
                 raise DataError(f"{path}: cannot read SVHN .mat file ({e})") from e
+            if x.ndim != 4 or x.shape[2] != 3 or x.shape[3] != len(y) or x.dtype != np.uint8:
+                raise DataError(
+                    f"{path}: X is {x.dtype} {list(x.shape)}, y has {len(y)} labels; expected "
+                    "uint8 X of [H, W, 3, N] and N labels 1..10 (SVHN's cropped-digits format)"
+                )
             # X is [H, W, C, N]; label 10 stands for digit 0.
             splits[split] = {
                 "images": torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1))),

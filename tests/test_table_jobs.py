@@ -53,6 +53,10 @@ def test_a_later_table_into_the_same_folder_adds_its_rows(tmp_path) -> None:
     uda_table([PAIR], out, ["dann"], [0], TINY, log=print)  # a method added later
     rows = (out / "table.csv").read_text().splitlines()
     assert rows[:2] == first and len(rows) == 3 and rows[2].startswith("dann,")
+    longer = {**TINY, "train": {**TINY["train"], "steps": 7}}  # not the finished cell's run
+    with pytest.raises(GendaError, match=r"other settings \(train.steps: 6 -> 7\)"):
+        uda_table([PAIR], out, ["dann"], [0], longer, log=print)
+    assert (out / "table.csv").read_text().splitlines() == rows
     (out / "table.csv").write_text("name,score\nx,1\n")  # someone else's file: not overwritten
     with pytest.raises(GendaError, match=r"table.csv: not a genda table.csv .*move it away"):
         uda_table([PAIR], out, ["dann"], [0], TINY, log=print)

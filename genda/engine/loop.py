@@ -15,7 +15,14 @@ from typing import Any
 
 import torch
 
-from genda.config import ConfigError, ExperimentConfig, TrainConfig, from_dict, merge
+from genda.config import (
+    ConfigError,
+    ExperimentConfig,
+    TrainConfig,
+    from_dict,
+    load_yaml,
+    merge,
+)
 from genda.data.prepare import ExperimentData, prepare
 from genda.data.stream import Stream
 from genda.engine import checkpoint as ckpt
@@ -96,17 +103,29 @@ def train(
         return _train(cfg, run_dir, rt, resume, data, figures, evaluate)
 
 
-def _changed_settings(before: Any, now: dict[str, Any]) -> str:
-    """The ``data`` / ``hparams`` keys a resumed run would change, as ``key: old -> new``
-    (an optimiser, a loss weight or the data would not continue the same run; ``train``
-    settings such as threads, device or logging may change)."""
+# What decides a run's result besides data and hparams (threads, device, logging do not).
+RESULT_TRAIN_KEYS = ("steps", "epochs", "batch_size", "seed")
+# Settings whose default is chosen per run: a request for the default matches the choice.
+AUTO = {"data.size": 0, "data.channels": 0, "data.source_scale": 0.0, "data.target_scale": 0.0}
+
+
+def changed_settings(before: Any, now: dict[str, Any], resolved: bool = True) -> str:
+    """The settings ``now`` would change in a run made with ``before``, as ``key: old -> new``:
+    ``data``, ``hparams`` and the ``train`` keys that decide the result, where both name
+    them (a key a newer genda added is no change). ``resolved=False``: ``now`` is a request
+    whose auto values (``AUTO``, ``invert: auto``) match whatever the run chose."""
     before = before if isinstance(before, dict) else {}
     out = []
-    for section in ("data", "hparams"):
+    for section in ("data", "hparams", "train"):
         old, new = before.get(section) or {}, now.get(section) or {}
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key) and f"{section}.{key}" != "data.download":
-                out.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
+        keys = set(old) & set(new) & (set(RESULT_TRAIN_KEYS) if section == "train" else set(new))
+        for key in sorted(keys):
+            name, value = f"{section}.{key}", new[key]
+            auto = AUTO.get(name, "auto" if key == "invert" else None)
+            if name == "data.download" or (not resolved and value == auto):
+                continue
+            if old[key] != value:
+                out.append(f"{name}: {old[key]!r} -> {value!r}")
     return ", ".join(out)
 
 
@@ -119,6 +138,13 @@ def train_or_reuse(
     run_dir = Path(run_dir)
     done = run_dir / "metrics.json"
     if done.is_file():
+        stored = run_dir / "config.yaml"
+        before = load_yaml(stored) if stored.is_file() else {}
+        if changed := changed_settings(before, cfg.to_dict(), resolved=False):
+            raise ConfigError(
+                f"{run_dir} holds a finished run with other settings ({changed}); its "
+                "numbers are not this request's: choose another --out, or delete that run"
+            )
         return read_json(done)
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     return train(cfg, run_dir, resume=resume, data=data)
@@ -200,7 +226,7 @@ def _train(
         state = ckpt.load(last, resume=True)
         try:
             method.load_checkpoint_state(state["method"])  # method and image size first
-            if changed := _changed_settings(state["config"], cfg.to_dict()):
+            if changed := changed_settings(state["config"], cfg.to_dict()):
                 raise ckpt.CheckpointError(
                     f"--resume with other settings than the run was started with ({changed}); "
                     "resume with the run's own settings, or start a new --out"

@@ -109,20 +109,23 @@ RESULT_TRAIN_KEYS = ("steps", "epochs", "batch_size", "seed")
 AUTO = {"data.size": 0, "data.channels": 0, "data.source_scale": 0.0, "data.target_scale": 0.0}
 
 
-def changed_settings(before: Any, now: dict[str, Any], resolved: bool = True) -> str:
+def changed_settings(before: Any, now: dict[str, Any], resumed: bool = True) -> str:
     """The settings ``now`` would change in a run made with ``before``, as ``key: old -> new``:
-    ``data``, ``hparams`` and the ``train`` keys that decide the result, where both name
-    them (a key a newer genda added is no change). ``resolved=False``: ``now`` is a request
-    whose auto values (``AUTO``, ``invert: auto``) match whatever the run chose."""
+    ``data`` and ``hparams`` where both name them (a key a newer genda added is no change).
+
+    ``resumed``: ``now`` continues the run (resolved like it; ``train.steps`` may grow, as a
+    GAN's training is extended). Otherwise ``now`` asks for a finished run's result: the
+    ``train`` keys that decide it must match too, and auto values (``AUTO``, ``invert:
+    auto``) match whatever the run chose."""
     before = before if isinstance(before, dict) else {}
     out = []
-    for section in ("data", "hparams", "train"):
+    for section in ("data", "hparams") if resumed else ("data", "hparams", "train"):
         old, new = before.get(section) or {}, now.get(section) or {}
         keys = set(old) & set(new) & (set(RESULT_TRAIN_KEYS) if section == "train" else set(new))
         for key in sorted(keys):
             name, value = f"{section}.{key}", new[key]
             auto = AUTO.get(name, "auto" if key == "invert" else None)
-            if name == "data.download" or (not resolved and value == auto):
+            if name == "data.download" or (not resumed and value == auto):
                 continue
             if old[key] != value:
                 out.append(f"{name}: {old[key]!r} -> {value!r}")
@@ -140,7 +143,7 @@ def train_or_reuse(
     if done.is_file():
         stored = run_dir / "config.yaml"
         before = load_yaml(stored) if stored.is_file() else {}
-        if changed := changed_settings(before, cfg.to_dict(), resolved=False):
+        if changed := changed_settings(before, cfg.to_dict(), resumed=False):
             raise ConfigError(
                 f"{run_dir} holds a finished run with other settings ({changed}); its "
                 "numbers are not this request's: choose another --out, or delete that run"

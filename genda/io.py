@@ -40,6 +40,9 @@ TABLE_COLUMNS = ("method", "source", "target", "seed", "target_accuracy")
 TABLE_OPTIONAL = ("target_test_images",)
 
 
+FOLDER_NAME_RULE = "plain folder names (no '/', '\\', '.' or '..')"  # for error messages
+
+
 def is_folder_name(name: str) -> bool:
     """Whether ``name`` (a class name from someone's CSV or checkpoint) is one plain folder
     name: ``genda sample`` writes each class into ``OUT/<class>/``, which a ``..`` or a ``/``

@@ -30,7 +30,15 @@ from genda.engine.log import History
 from genda.engine.runtime import Runtime
 from genda.engine.select import Selector
 from genda.errors import GendaError, RunLockedError
-from genda.io import is_folder_name, locked, read_json, write_json, write_text, write_yaml
+from genda.io import (
+    FOLDER_NAME_RULE,
+    is_folder_name,
+    locked,
+    read_json,
+    write_json,
+    write_text,
+    write_yaml,
+)
 
 # Progress frames (train.sample_every) of conditional models: this many samples per class,
 # a row each; genda eval scores them for the accuracy-over-training figure.
@@ -433,7 +441,7 @@ def load_method(run_dir: str | Path, device: str = "cpu"):
         info = DataInfo(**state["method"]["info"])
         if bad := [c for c in info.classes if not isinstance(c, str) or not is_folder_name(c)]:
             raise ckpt.CheckpointError(
-                f"class name {bad[0]!r} is not a plain folder name (no '/', '\\', '.' or '..')"
+                f"class name {bad[0]!r}: class names must be {FOLDER_NAME_RULE}"
             )
         method = build_method(cfg, info)
         method.load_checkpoint_state(state["method"], weights_only=True)

@@ -17,7 +17,7 @@ from genda.data.formats.files import (
     read_images,
 )
 from genda.errors import DataError
-from genda.io import is_folder_name
+from genda.io import FOLDER_NAME_RULE, is_folder_name
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -75,7 +75,7 @@ def _class_names(path: Path, rows: list[tuple[int, list[str]]]) -> list[str]:
         if lineno:
             raise DataError(
                 f"{path}: line {lineno}: label {value!r} cannot name a class: class names are "
-                "plain folder names (no '/', '\\', '.' or '..')"
+                f"{FOLDER_NAME_RULE}"
             )
         return sorted({v for _, v, _ in names})
     present = {i for _, _, i in ints}

@@ -53,6 +53,25 @@ def test_every_uda_method_takes_any_backbone(method: str) -> None:
     assert encoders == ["encoder", *copies.get(method, [])]
 
 
+@pytest.mark.parametrize("method", ["selftrain", "selftrain-dann"])
+def test_the_teacher_labels_without_dropout(method: str) -> None:
+    """The teacher runs in train mode (its BatchNorm tracks target statistics) but its
+    pseudo-labels must not depend on dropout: two forwards of one batch agree."""
+    cfg = resolve_config({"method": method, "hparams": {"arch": "dtn"}})  # dropout 0.1-0.5
+    m = build_method(cfg, DataInfo(3, 32, [str(i) for i in range(10)]))
+    m.train()
+    x = torch.randn(8, 3, 32, 32)
+    dropout = torch.nn.modules.dropout._DropoutNd
+    assert any(isinstance(mod, dropout) for mod in m.nets["encoder"].modules())
+    assert not any(isinstance(mod, dropout) for mod in m.nets["teacher_encoder"].modules())
+    with torch.no_grad():
+        assert torch.equal(m.classify(x), m.classify(x))
+        student = lambda: m.nets["classifier"](m.nets["encoder"](x))  # noqa: E731
+        assert not torch.equal(student(), student())  # the student keeps its dropout
+    teacher_keys = m.nets["teacher_encoder"].state_dict().keys()
+    assert teacher_keys == m.nets["encoder"].state_dict().keys()  # checkpoints unchanged
+
+
 def test_unknown_backbone_lists_the_valid_ones() -> None:
     from genda.config import ConfigError
 

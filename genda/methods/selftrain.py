@@ -9,7 +9,8 @@ the digit pairs (French, Mackiewicz & Fisher report about 98 % and above on MNIS
   whose weights are an exponential moving average of the student's, labels the target
   images; source and target batches go through the student *separately* so BatchNorm
   normalises each domain with its own statistics, and the teacher's BatchNorm statistics
-  are accumulated on target images only (it is the network evaluated on the target);
+  are accumulated on target images only (it is the network evaluated on the target); it
+  labels without dropout (:func:`without_dropout`), the student keeps its dropout;
 - *FixMatch* (Sohn et al., NeurIPS 2020): the pseudo-label is the teacher's argmax on a
   weakly augmented view, kept only when its probability is >= ``threshold``, and the
   student is trained to predict it on a *strongly* augmented view of the same image;
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genda.config import bounded, choice
 from genda.data.augment import INVERTS, augment, invert_polarity
@@ -79,6 +81,21 @@ def strong_augment(x: torch.Tensor, zoom: float = 1.4, invert: str = "image") ->
     return invert_polarity(x.masked_fill(hole, 0.0), invert)
 
 
+def without_dropout(net: nn.Module) -> nn.Module:
+    """``net`` with each dropout layer replaced by an identity, in place.
+
+    The teacher labels target images in train mode (so that its BatchNorm tracks target
+    statistics); its dropout would then perturb the pseudo-labels and their confidence,
+    which FixMatch and SHOT compute with the deterministic network. Dropout holds no state,
+    so checkpoints and the EMA's parameter lists are unchanged."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.modules.dropout._DropoutNd):
+            setattr(net, name, nn.Identity())
+        else:
+            without_dropout(child)
+    return net
+
+
 @dataclass
 class SelfTrainHparams(SupervisedHparams):
     augment: str = choice("affine", ["none", "shift", "affine"], "weak view (the teacher's input)")
@@ -111,7 +128,7 @@ class SelfTrain(SourceOnly):
     def __init__(self, hp: SelfTrainHparams, info) -> None:
         super().__init__(hp, info)
         for k in ("encoder", "classifier"):
-            teacher = copy.deepcopy(self.nets[k])
+            teacher = without_dropout(copy.deepcopy(self.nets[k]))
             set_requires_grad(teacher, False)  # updated by EMA only (and not wrapped in DDP)
             self.nets[f"teacher_{k}"] = teacher
 

@@ -41,6 +41,16 @@ def run32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_penalties_run_under_bf16_autocast(tmp_path: Path) -> None:
+    """R1 and path length take gradients of gradients through Fabric's bf16 wrappers (the
+    default on CPUs with AMX), which refuse a plain backward pass outside fabric.backward."""
+    cfg = config(steps=2, r1_every=1, pl_weight=2.0, pl_every=1)
+    cfg.train.precision = "bf16-mixed"
+    train(cfg, tmp_path)
+    rows = losses(tmp_path)
+    assert all(math.isfinite(float(r["loss/r1"])) and float(r["loss/r1"]) > 0 for r in rows)
+
+
 def test_trains_with_finite_losses_and_writes_figures(run32: Path) -> None:
     rows = losses(run32)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]

@@ -92,6 +92,22 @@ def resolve_channels_last(setting: bool | str, precision: str) -> bool:
     return setting is True or (setting == "fp32" and precision == "32-true")
 
 
+def fabric_grad(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+    """``torch.autograd.grad`` through Fabric-wrapped nets.
+
+    Under a precision plugin with its own backward (``bf16-mixed``, the default on CPUs with
+    AMX and on CUDA) Fabric's wrappers raise on any backward pass that does not run inside
+    ``fabric.backward``, the gradient of a gradient penalty included. Fabric has no public
+    ``grad``, so this sets the flag ``fabric.backward`` sets; bf16 needs no loss scaling."""
+    import lightning_fabric.wrappers as wrappers
+
+    wrappers._in_fabric_backward = True
+    try:
+        return torch.autograd.grad(*args, **kwargs)
+    finally:
+        wrappers._in_fabric_backward = False
+
+
 class Runtime:
     """One process's view of the run: its device, rank and the Fabric doing the plumbing."""
 
@@ -183,6 +199,7 @@ class Runtime:
         for k, opt in method.optimizers.items():
             method.optimizers[k] = self.fabric.setup_optimizers(opt)
         method.backward = self.fabric.backward
+        method.grad = fabric_grad
 
     @contextmanager
     def local(self, method) -> Iterator[None]:

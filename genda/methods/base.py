@@ -44,6 +44,9 @@ class Method(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.backward: Callable[[torch.Tensor], None] = lambda loss: loss.backward()
+        # ``torch.autograd.grad`` for gradient penalties (R1, path length); the Runtime swaps
+        # in one that Fabric's mixed-precision wrappers accept, as it does ``backward``.
+        self.grad: Callable[..., tuple[torch.Tensor, ...]] = torch.autograd.grad
         self.total_steps = 1
 
     # -- to implement -------------------------------------------------------------------

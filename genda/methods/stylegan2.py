@@ -154,7 +154,7 @@ class StyleGAN2(LatentGAN):
             opt_d.zero_grad(set_to_none=True)
             x = real.detach().requires_grad_(True)
             out = d(aug(x)).float()
-            (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+            (grad,) = self.grad(out.sum(), x, create_graph=True)
             r1 = grad.float().pow(2).flatten(1).sum(1).mean()
             self.r1_value = r1.detach()  # logged until the next R1 step
             self.backward(r1 * (gamma / 2 * hp.r1_every) + 0 * out.mean())
@@ -177,7 +177,7 @@ class StyleGAN2(LatentGAN):
             ws = net.styles(torch.randn(max(1, n // 2), hp.nz, device=dev))
             img = net.synthesis(ws)
             noise = torch.randn_like(img) / img.shape[-1]  # 1 / sqrt(H * W)
-            (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+            (grad,) = self.grad((img * noise).sum(), ws, create_graph=True)
             lengths = grad.float().pow(2).sum(2).mean(1).sqrt()
             net.pl_mean.lerp_(lengths.mean().detach(), 0.01)
             penalty = (lengths - net.pl_mean).pow(2).mean()

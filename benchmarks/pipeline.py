@@ -71,6 +71,7 @@ VARIANTS = {
     "foreach": ({}, {"foreach": True}),
     "fused": ({}, {"fused": True}),
     "bf16": ({"precision": "bf16-mixed"}, {}),
+    "fp32": ({"precision": "32-true"}, {}),
 }
 
 

@@ -38,7 +38,7 @@ Pipelines (same networks, same initial weights, same optimisers, losses and upda
   (``train.precision=32-true``, the same precision as the baseline: the like-for-like
   comparison the goal is judged on). ``--variants`` adds ``bf16``, ``channels_last``,
   ``fp32+channels_last``, ``contiguous`` and ``fp32+contiguous`` (memory format forced on or
-  off). A variant that resolves to the same settings as an earlier one (``auto`` on a CPU
+  off) and ``fp32+compile`` (``train.compile=true``). A variant that resolves to the same settings as an earlier one (``auto`` on a CPU
   without AMX) is not run twice.
 
 Steady state: after ``--warmup`` steps of each, blocks of ``--steps`` steps of every
@@ -105,6 +105,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "channels_last": {"channels_last": True},
     "contiguous": {"channels_last": False},
     "fp32+contiguous": {"precision": "32-true", "channels_last": False},
+    "fp32+compile": {"precision": "32-true", "compile": True},
 }
 # per model: default timed steps per block, default batch, smoke batch
 STEPS = {"dcgan": 10, "ddpm": 5}
@@ -174,14 +175,14 @@ def genda_config(model: str, variant: str, args: argparse.Namespace, total_steps
     return resolve_config(raw)
 
 
-def resolved(cfg) -> tuple[str, bool]:
-    """(precision, channels_last) a config trains with on this machine."""
+def resolved(cfg) -> tuple[str, bool, bool]:
+    """(precision, channels_last, compile) a config trains with on this machine."""
     from genda.engine.precision import auto_precision
     from genda.engine.runtime import resolve_channels_last, resolve_device
 
     tc = cfg.train
     prec = auto_precision(resolve_device(tc.device)) if tc.precision == "auto" else tc.precision
-    return prec, resolve_channels_last(tc.channels_last, prec)
+    return prec, resolve_channels_last(tc.channels_last, prec), tc.compile
 
 
 def batch_size(model: str, args: argparse.Namespace) -> int:
@@ -399,7 +400,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
     pipes: dict[str, Any] = {}
     labels: dict[str, str] = {}  # row name -> variant (or "baseline")
-    seen: dict[tuple[str, bool], str] = {}
+    seen: dict[tuple[str, bool, bool], str] = {}
     for v in args.variants:
         cfg = genda_config(model, v, args, total)
         key = resolved(cfg)
@@ -407,7 +408,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
             print(f"genda {v}: same settings as genda {seen[key]} here ({key[0]}); not run twice")
             continue
         seen[key] = v
-        name = f"genda {v} ({key[0]}{', channels_last' if key[1] else ''})"
+        name = f"genda {v} ({key[0]}{', channels_last' if key[1] else ''}{', compile' if key[2] else ''})"
         pipes[name], labels[name] = GendaSteps(cfg, data, total), v
     base_name = f"baseline fp32, {args.workers} workers"
     pipes[base_name], labels[base_name] = make_baseline(model, args, total), "baseline"

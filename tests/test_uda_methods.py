@@ -260,3 +260,33 @@ def test_auto_invert_follows_the_data_except_for_the_target_only_bound():
     assert build_method(tiny_config("dann"), info).invert == "image"
     assert build_method(tiny_config("target-only"), info).invert == "none"  # one domain
     assert build_method(tiny_config("dann", invert="none"), info).invert == "none"  # user's word
+
+
+def test_selftrain_evaluates_the_teachers_mean_over_weak_views():
+    """``hparams.tta``: target logits are the log of the teacher's mean probabilities over
+    that many weak views, the same views on every call, with the global RNG left as it was;
+    ``tta=0`` is the image alone."""
+    from genda.data.augment import augment
+    from genda.data.prepare import DataInfo
+
+    info = DataInfo(1, 28, [str(i) for i in range(10)])
+    x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    alone = build_method(tiny_config("selftrain", tta=0), info).eval()
+    plain = alone.classify(alone.prepare(x))
+    assert torch.equal(alone.target_logits(x), plain)
+
+    torch.manual_seed(1)
+    views = build_method(tiny_config("selftrain", tta=4), info).eval()
+    views.load_state_dict(alone.state_dict())
+    rng = torch.get_rng_state()
+    got = views.target_logits(x)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert torch.equal(views.target_logits(x), got)
+    torch.manual_seed(0)
+    hp = views.hp
+    want = sum(
+        views.classify(augment(views.prepare(x), hp.augment, hp.scale, hp.pad)).softmax(1)
+        for _ in range(4)
+    )
+    assert torch.allclose(got, (want / 4).log(), atol=1e-6)
+    assert not torch.allclose(got, plain.log_softmax(1), atol=1e-3)

@@ -21,6 +21,14 @@ the digit pairs (French, Mackiewicz & Fisher report about 98 % and above on MNIS
 ``loss = CE(source, strong view) + unsup_weight * masked CE(target strong, pseudo-label)
 + diversity_weight * (log K - H(mean p_target))``.
 
+Evaluation asks the teacher what it was trained to answer: the mean of its predictions over
+``tta`` weak views of each target image (test-time augmentation), the views its
+pseudo-labels came from. The student never sees an un-augmented image, and the teacher's
+BatchNorm statistics are those of weak views; on the binarised course-style MNIST-M one view
+beat the image itself (93.5-93.9 % against 92.4 %) and eight views reached 95.2 %
+(benchmarks/README.md). The views are drawn from a fixed seed, so evaluation is repeatable
+and leaves the training RNG untouched; ``tta=0`` evaluates the images alone.
+
 Hyper-parameters come from the papers (FixMatch's threshold 0.95 and weight 1, the mean
 teacher's EMA 0.99, SHOT's diversity weight 1) and the table's SGD schedule; there is no
 per-pair tuning and no model selection (the final teacher is evaluated). The student sees
@@ -111,6 +119,9 @@ class SelfTrainHparams(SupervisedHparams):
         ["auto", *INVERTS],
         "strong view (not the teacher's): invert each image's (channel's) polarity with p = 1/2",
     )
+    tta: int = bounded(
+        8, 0, 64, "evaluate on the teacher's mean prediction over this many weak views (0 = none)"
+    )
     # The evaluated teacher's BatchNorm already tracks target images only (see above).
     adabn: bool = choice(
         False, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
@@ -137,6 +148,20 @@ class SelfTrain(SourceOnly):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["teacher_classifier"](self.embed(x))
+
+    def target_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the teacher's mean probabilities over ``hparams.tta`` weak views of ``x``
+        (the same views for every call: a fixed seed, the global RNG restored after)."""
+        if not self.hp.tta:
+            return super().target_logits(x)
+        x, hp = self.prepare(x), self.hp
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            probs = sum(
+                self.classify(augment(x, hp.augment, hp.scale, hp.pad)).float().softmax(1)
+                for _ in range(hp.tta)
+            )
+        return (probs / hp.tta).log()
 
     def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         (xs, ys), (xt, _) = batch["source"], batch["target"]  # target labels are never read

@@ -45,6 +45,12 @@ class UDAMethod(Method):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["classifier"](self.embed(x))
 
+    def target_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits that target evaluation (accuracy, unsupervised selection) reads for raw
+        images ``x``; a method whose evaluated network never saw un-augmented images may
+        average over augmented views instead (:class:`~genda.methods.selftrain.SelfTrain`)."""
+        return self.classify(self.prepare(x))
+
     @contextmanager
     def target_batchnorm(self, domain: Domain) -> Iterator[None]:
         """AdaBN (Li et al., 2017): inside, BatchNorm uses statistics of ``domain``'s images.
@@ -97,7 +103,7 @@ class UDAMethod(Method):
         unsupervised model selection scores. No labels."""
         with self.on_target(data):
             probs = [
-                self.classify(self.prepare(x.to(self.device))).float().softmax(1).cpu()
+                self.target_logits(x.to(self.device)).float().softmax(1).cpu()
                 for x in evenly_spaced(data.target.train.images, self.selection_images).split(500)
             ]
         return torch.cat(probs)
@@ -112,9 +118,7 @@ class UDAMethod(Method):
         if data.target is None:
             return out
         with self.on_target(data):
-            tgt_logits, tgt_y = predict(
-                lambda x: self.classify(self.prepare(x)), data.target.test, dev
-            )
+            tgt_logits, tgt_y = predict(self.target_logits, data.target.test, dev)
         m = classification_metrics(tgt_logits, tgt_y, n)
         out.update(
             target_accuracy=m["accuracy"],

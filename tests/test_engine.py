@@ -308,3 +308,18 @@ def test_auto_precision_follows_what_the_cpu_does_fast(tmp_path: Path) -> None:
     assert auto_precision("cpu", xeon, cache, never) == "32-true"
     cache.write_text("{broken")
     assert auto_precision("cpu", xeon, cache, timer(1.3)) == "bf16-mixed"  # re-measured
+
+
+def test_the_precision_cache_tells_cpu_generations_with_one_name_apart(tmp_path: Path) -> None:
+    """Under KVM a Zen 3 and a Zen 4 EPYC both call themselves "AMD EPYC"; the cache key
+    carries the family and model numbers so one's timing is not reused for the other."""
+    from genda.engine.precision import _cpu_model
+
+    def info(model: int) -> Path:
+        block = "processor\t: {}\ncpu family\t: 25\nmodel\t\t: {}\nmodel name\t: AMD EPYC\n"
+        f = tmp_path / f"cpuinfo{model}"
+        f.write_text("\n".join(block.format(p, 99 if p else model) for p in (0, 1)))
+        return f
+
+    assert _cpu_model(info(1)) == "AMD EPYC, cpu family 25, model 1"  # first block only
+    assert _cpu_model(info(17)) == "AMD EPYC, cpu family 25, model 17"

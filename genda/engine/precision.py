@@ -37,11 +37,19 @@ def cpu_features() -> dict[str, bool | str]:
     }
 
 
-def _cpu_model() -> str:
+def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's name with its family and model numbers: under KVM the name alone is often
+    just "AMD EPYC" for generations that differ in bf16 speed (Zen 3 and Zen 4)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        fields: dict[str, str] = {}
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not line.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+        if "model name" in fields:
+            ids = [f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields]
+            return ", ".join([fields["model name"], *ids])
     except OSError:
         pass
     import platform

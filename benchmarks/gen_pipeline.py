@@ -38,8 +38,8 @@ Pipelines (same networks, same initial weights, same optimisers, losses and upda
   (``train.precision=32-true``, the same precision as the baseline: the like-for-like
   comparison the goal is judged on). ``--variants`` adds ``bf16``, ``channels_last``,
   ``fp32+channels_last``, ``contiguous`` and ``fp32+contiguous`` (memory format forced on or
-  off) and ``fp32+compile`` (``train.compile=true``). A variant that resolves to the same settings as an earlier one (``auto`` on a CPU
-  without AMX) is not run twice.
+  off) and ``fp32+compile`` (``train.compile=true``). A variant that resolves to the same
+  settings as an earlier one (``auto`` on a CPU without AMX) is not run twice.
 
 Steady state: after ``--warmup`` steps of each, blocks of ``--steps`` steps of every
 pipeline are timed in turn, ``--reps`` times (the order alternating), and medians (min-max)

@@ -76,12 +76,16 @@ def run_matrix(
     acc: list[list[float]] = []
     for cell in cells:
         _, method = load_method(cell.run_dir)
-        row = [_accuracy(method, tests[d], d) for d in domains]
         # The diagonal is the row's own in-domain test accuracy as its run measured it: the
         # run evaluated its nets through Fabric (bf16 autocast where `auto` chose it), and a
         # reloaded net in fp32 can round a near-tie between two classes the other way.
-        row[len(acc)] = read_json(cell.run_dir / "metrics.json")["source_accuracy"]
-        acc.append(row)
+        own = read_json(cell.run_dir / "metrics.json")["source_accuracy"]
+        acc.append(
+            [
+                own if i == len(acc) else _accuracy(method, tests[d], d)
+                for i, d in enumerate(domains)
+            ]
+        )
     write_csv(
         out / "matrix.csv",
         ["train \\ test", *names],

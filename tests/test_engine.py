@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from genda.cli import main as cli_main
 from genda.config import ConfigError, ExperimentConfig, from_dict, load_yaml, parse_overrides
 from genda.data.prepare import prepare
 from genda.engine import checkpoint as ckpt
-from genda.engine.loop import load_method, resolve_config, train
+from genda.engine.loop import (
+    changed_settings,
+    load_method,
+    resolve_config,
+    train,
+    train_or_reuse,
+)
 from genda.errors import WriteError
 from genda.io import LOCK_NAME, atomic_path, write_bytes
 from genda.methods.dann import DANN
@@ -251,6 +258,22 @@ def test_resume_with_other_settings_is_refused(runs, tmp_path) -> None:
     changed = dataclasses.replace(runs["cfg"], hparams={**runs["cfg"].hparams, "lr": 0.5})
     with pytest.raises(ckpt.CheckpointError, match=r"hparams.lr: 0.01 -> 0.5"):
         train(changed, run, resume=True, data=runs["data"])
+
+
+def test_a_finished_run_made_before_a_setting_existed_is_not_reused(runs, tmp_path) -> None:
+    """A finished run whose config.yaml lacks a key of today's config holds numbers made
+    without that setting (selftrain runs from before ``hparams.tta`` scored the image alone):
+    a table asking for today's settings must not report them; a resume still continues."""
+    run = tmp_path / "old"
+    shutil.copytree(runs["A"], run)
+    stored = load_yaml(run / "config.yaml")
+    del stored["hparams"]["lr"]
+    now = runs["cfg"].to_dict()
+    assert changed_settings(stored, now, resumed=False) == "hparams.lr: absent -> 0.01"
+    assert "hparams.lr" not in changed_settings(stored, now, resumed=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    with pytest.raises(ConfigError, match=r"other settings \(hparams.lr: absent -> 0.01\)"):
+        train_or_reuse(runs["cfg"], run, runs["data"])
 
 
 def test_resume_without_a_checkpoint(tmp_path: Path, runs) -> None:

@@ -118,24 +118,28 @@ AUTO = {"data.size": 0, "data.channels": 0, "data.source_scale": 0.0, "data.targ
 
 
 def changed_settings(before: Any, now: dict[str, Any], resumed: bool = True) -> str:
-    """The settings ``now`` would change in a run made with ``before``, as ``key: old -> new``:
-    ``data`` and ``hparams`` where both name them (a key a newer genda added is no change).
+    """The settings ``now`` would change in a run made with ``before``, as ``key: old -> new``.
 
     ``resumed``: ``now`` continues the run (resolved like it; ``train.steps`` may grow, as a
-    GAN's training is extended). Otherwise ``now`` asks for a finished run's result: the
-    ``train`` keys that decide it must match too, and auto values (``AUTO``, ``invert:
-    auto``) match whatever the run chose."""
+    GAN's training is extended); ``data`` and ``hparams`` are compared where both name them,
+    so a checkpoint from before a newer genda added a key still resumes. Otherwise ``now``
+    asks for a finished run's result: the ``train`` keys that decide it must match too, a
+    key the run's config lacks is a change (its numbers predate that setting: selftrain runs
+    from before ``hparams.tta`` scored the image alone), and auto values (``AUTO``,
+    ``invert: auto``) match whatever the run chose."""
     before = before if isinstance(before, dict) else {}
     out = []
     for section in ("data", "hparams") if resumed else ("data", "hparams", "train"):
         old, new = before.get(section) or {}, now.get(section) or {}
-        keys = set(old) & set(new) & (set(RESULT_TRAIN_KEYS) if section == "train" else set(new))
-        for key in sorted(keys):
+        keys = set(RESULT_TRAIN_KEYS) & set(new) if section == "train" else set(new)
+        for key in sorted(keys & set(old) if resumed else keys):
             name, value = f"{section}.{key}", new[key]
             auto = AUTO.get(name, "auto" if key == "invert" else None)
             if name == "data.download" or (not resumed and value == auto):
                 continue
-            if old[key] != value:
+            if key not in old:
+                out.append(f"{name}: absent -> {value!r}")
+            elif old[key] != value:
                 out.append(f"{name}: {old[key]!r} -> {value!r}")
     return ", ".join(out)
 

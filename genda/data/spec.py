@@ -91,9 +91,25 @@ def spec_inputs(spec: str) -> tuple[str, list[Path]]:
     spec = spec.strip()
     if spec in EMBEDDED:
         return spec, []
-    kind, _, arg = spec.partition(":")
-    paths = [Path(p.strip()).expanduser().absolute() for p in arg.split(",")]
+    kind, paths = parse_spec(spec)
+    paths = [p.absolute() for p in paths]
     return f"{kind}:{','.join(map(str, paths))}", files_under(*paths)
+
+
+def parse_spec(spec: str) -> tuple[str, list[Path]]:
+    """A file spec's kind and paths: ``mnistm`` names two (``MNIST_ROOT,PHOTOS_DIR``), every
+    other kind one (a comma is then part of the path). The one parser loading and cache keys
+    share, so both read a spec alike."""
+    kind, sep, arg = spec.strip().partition(":")
+    kind = kind.strip().lower()
+    if not sep or kind not in KINDS:
+        raise DataError(f"unknown data set spec {spec!r}; {_usage()}")
+    if not arg.strip():
+        raise DataError(f"{kind}: needs a path, e.g. {KINDS[kind].split()[0]}")
+    parts = [p.strip() for p in arg.split(",")] if kind == "mnistm" else [arg.strip()]
+    if kind == "mnistm" and (len(parts) != 2 or not all(parts)):
+        raise DataError(f"mnistm: expected mnistm:MNIST_ROOT,PHOTOS_DIR, got {spec!r}")
+    return kind, [Path(part).expanduser() for part in parts]
 
 
 def _kind(spec: str) -> str:
@@ -104,23 +120,12 @@ def _kind(spec: str) -> str:
 def _load(spec: str, download: bool) -> Dataset:
     if spec in EMBEDDED:
         return load_embedded(spec)
-    kind, sep, arg = spec.partition(":")
-    kind = kind.strip().lower()
-    if not sep or kind not in KINDS:
-        raise DataError(f"unknown data set spec {spec!r}; {_usage()}")
-    if not arg.strip():
-        raise DataError(f"{kind}: needs a path, e.g. {KINDS[kind].split()[0]}")
+    kind, paths = parse_spec(spec)
     if kind == "mnistm":
-        parts = [p.strip() for p in arg.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise DataError(f"mnistm: expected mnistm:MNIST_ROOT,PHOTOS_DIR, got {spec!r}")
-        return load_mnistm(
-            Path(parts[0]).expanduser(), Path(parts[1]).expanduser(), download=download
-        )
-    path = Path(arg.strip()).expanduser()
+        return load_mnistm(*paths, download=download)
     if kind == "course":
-        return load_course(path)
+        return load_course(paths[0])
     if kind == "folder":
-        return load_folder(path)
+        return load_folder(paths[0])
     loaders = {"mnist": load_mnist, "usps": load_usps, "svhn": load_svhn, "celeba": load_celeba}
-    return loaders[kind](path, download=download)
+    return loaders[kind](paths[0], download=download)

@@ -130,11 +130,11 @@ def decode_image(
                 im = transform(im)
             if im.mode == "F":
                 raise DataError(f"{path}: floating-point image; expected 8- or 16-bit pixels")
-            if im.mode == "I" or im.mode.startswith("I;16"):
+            if im.mode.startswith("I;16"):  # 16-bit grey: its top 8 bits
+                return (np.asarray(im).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
+            if im.mode == "I":  # 32-bit grey (how PIL opens many 16-bit PNGs)
                 a = np.asarray(im).astype(np.int64)
-                return (
-                    (a >> 8 if im.mode != "I" or a.max() > 255 else a).clip(0, 255).astype(np.uint8)
-                )
+                return (a >> 8 if a.max() > 255 else a).clip(0, 255).astype(np.uint8)
             grey = im.mode in ("1", "L", "LA")
             return np.asarray(im.convert("L" if grey else "RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

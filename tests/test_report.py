@@ -509,3 +509,31 @@ def test_a_run_file_of_another_shape_renders_or_is_one_report_error(
     else:
         md, _ = build_report([tmp_path / "runs"], tmp_path / "out")
         assert str(next(iter(change.values()))) in md.read_text()
+
+
+def test_a_rebuild_publishes_its_figures_only_with_its_report(tmp_path: Path) -> None:
+    """A failed rebuild leaves the previous report and figures as they were (no new figure
+    beside the old report, no stage left); a successful one removes the figures the previous
+    report made and no longer shows, but never a file of someone else's in ``figures/``."""
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    write_run(runs / "a", "DANN", "MNIST", "USPS", 0, 90.0)  # seed 0: two figures
+    write_run(runs / "b", "DANN", "MNIST", "USPS", 1, 91.0)  # a confusion plot only
+    build_report([runs], out)
+    theirs = out / "figures" / "notes.png"
+    write_png(theirs, (1, 2, 3))
+    before = {p.name: p.read_bytes() for p in (out / "figures").iterdir()}
+    report = (out / "report.md").read_text()
+    assert any(n.startswith("b__") for n in before) and any(n.startswith("a__") for n in before)
+    write_png(runs / "a" / "figures" / "curves.png", (0, 0, 200))  # a's figure is redrawn
+    bad = json.loads((runs / "b" / "metrics.json").read_text())
+    (runs / "b" / "metrics.json").write_text(json.dumps({**bad, "confusion": [[1, 2]]}))
+    with pytest.raises(ReportError):
+        build_report([runs], out)
+    assert {p.name: p.read_bytes() for p in (out / "figures").iterdir()} == before
+    assert (out / "report.md").read_text() == report
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "report.html", "report.md"]
+    shutil.rmtree(runs / "b")
+    build_report([runs], out)
+    now = {p.name for p in (out / "figures").iterdir()}
+    assert not any(n.startswith("b__") for n in now)  # run b is gone from the report
+    assert {n for n in before if n.startswith("a__")} <= now and theirs.name in now

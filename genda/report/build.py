@@ -3,6 +3,8 @@
 The report reads only the files described in ``docs/runs.md``, so any run can be reported
 on later, elsewhere. Markdown links to figures copied into ``out/figures/``; the HTML embeds
 the same figures as data URIs, so that single file can be mailed or archived on its own.
+Figures are staged and published with the report only once every section has rendered, so a
+failed rebuild leaves the previous report and its figures as they were.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 import statistics
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +53,8 @@ from genda.viz.figures import plot_confusion
 
 # Directories inside a run that never hold runs or tables: not worth walking (tb/ can be huge).
 _SKIP_DIRS = {"checkpoints", "tb", "figures"}
+# Lists the figures the last report put in ``out/figures/``: the only files a rebuild deletes.
+MANIFEST = ".genda-report-figures"
 
 
 @dataclass(frozen=True)
@@ -226,9 +231,11 @@ def _slug(text: str) -> str:
 
 @dataclass
 class _Builder:
-    """Accumulates blocks and owns ``out/figures/`` naming (unique, deterministic)."""
+    """Accumulates blocks and owns ``out/figures/`` naming (unique, deterministic); figures
+    are written to ``stage`` until the report is published."""
 
     out: Path
+    stage: Path
     blocks: list[Block] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
     # Figures already shown in a section's gallery (a pair's t-SNE row): not again per run.
@@ -242,10 +249,10 @@ class _Builder:
             k += 1
             candidate = f"{stem}_{k}"
         self.used.add(candidate)
-        return self.out / "figures" / f"{candidate}.png"
+        return self.stage / f"{candidate}.png"
 
     def image(self, title: str, dest: Path) -> Image:
-        return Image(title, dest, dest.relative_to(self.out).as_posix())
+        return Image(title, dest, f"figures/{dest.name}")
 
     def copy_image(self, title: str, src: Path, label: str, name: str) -> Image:
         dest = self.figure_path(label, name)
@@ -489,7 +496,24 @@ def build_report(
         )
     out = Path(out)
     runs = [load_run(p, label) for p, label in found_runs]
-    builder = _Builder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".figures.", dir=out))
+    try:
+        return _build(paths, out, stage, tables, runs, title, pdf)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _build(
+    paths: list[Path],
+    out: Path,
+    stage: Path,
+    tables: list[tuple[Path, str]],
+    runs: list[Run],
+    title: str,
+    pdf: bool,
+) -> tuple[Path, Path]:
+    builder = _Builder(out, stage)
     builder.blocks += [
         Heading(title, 1),
         Paragraph(f"{len(tables)} table(s) and {len(runs)} run(s), one section per problem."),
@@ -516,10 +540,27 @@ def build_report(
                 f"unexpected value ({type(e).__name__}: {e})"
             ) from None
     blocks = with_toc(builder.blocks)
-    md = write_text(out / "report.md", to_markdown(blocks))
-    page = write_text(out / "report.html", to_html(blocks, title))
+    markdown, html = to_markdown(blocks), to_html(blocks, title)
+    publish_figures(stage, out / "figures")
+    md = write_text(out / "report.md", markdown)
+    page = write_text(out / "report.html", html)
     if pdf:
         from genda.report.pdf import html_to_pdf
 
         html_to_pdf(page, out / "report.pdf")
     return md, page
+
+
+def publish_figures(stage: Path, figures: Path) -> None:
+    """Move the staged figures into ``figures/`` and delete the ones the previous report put
+    there (its ``MANIFEST``) that this one no longer shows; other files there are not ours."""
+    figures.mkdir(parents=True, exist_ok=True)
+    listed = figures / MANIFEST
+    old = set(listed.read_text(encoding="utf-8").split()) if listed.is_file() else set()
+    new = sorted(f.name for f in stage.iterdir())
+    for fig in new:
+        os.replace(stage / fig, figures / fig)
+    for fig in old - set(new):
+        if re.fullmatch(r"[A-Za-z0-9._-]+\.png", fig):  # a name this builder makes, no path
+            (figures / fig).unlink(missing_ok=True)
+    write_text(listed, "".join(f"{fig}\n" for fig in new))

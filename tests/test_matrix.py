@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import json
 
+import torch
 import yaml
 
 from genda.cli import main
+from genda.data.prepare import prepare
+from genda.engine.loop import load_method, resolve_config, train
+from genda.engine.matrix import _accuracy
 
 TINY = [
     *("--steps", "6", "--batch-size", "16", "--set", "data.limit=96", "--set", "train.threads=1"),
@@ -39,3 +43,25 @@ def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys) -> None:
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Cross-domain accuracy: m" in md and "matrix.png" in md
+
+
+def test_a_reloaded_net_scores_in_its_runs_own_numerics(tmp_path) -> None:
+    """Reloaded with the run's precision, a bf16-trained net scores a test set as the run
+    did (the matrix's off-diagonal cells are such scores of other domains' test sets)."""
+    cfg = resolve_config(
+        {
+            "method": "source-only",
+            "data": {"source": "digits", "target": "digits-m", "size": 28, "channels": 1},
+            "train": {"steps": 6, "batch_size": 16, "threads": 1, "device": "cpu"}
+            | {"precision": "bf16-mixed", "progress": False},
+        }
+    )
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["train_precision"] == "bf16-mixed"
+    _, method = load_method(tmp_path / "run", precision="bf16-mixed")
+    source = prepare(cfg.data, cfg.train.seed).source.test
+    assert _accuracy(method, source, "digits") == metrics["source_accuracy"]
+    _, fp32 = load_method(tmp_path / "run")
+    x = fp32.prepare(source.images[:64])
+    assert fp32.classify(x).dtype == torch.float32
+    assert not torch.equal(method.classify(method.prepare(source.images[:64])), fp32.classify(x))

@@ -433,8 +433,13 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def load_method(run_dir: str | Path, device: str = "cpu"):
-    """Rebuild a trained method from its run directory (config + last checkpoint)."""
+def load_method(run_dir: str | Path, device: str = "cpu", precision: str = ""):
+    """Rebuild a trained method from its run directory (config + last checkpoint).
+
+    ``precision`` (a run's ``train_precision``, e.g. ``bf16-mixed``): its nets are wrapped as
+    the run wrapped them, so that a score computed now uses the run's own numerics (a net
+    reloaded in fp32 can round a near-tie between two classes the other way); otherwise
+    plain fp32 nets."""
     from genda.data.prepare import DataInfo
 
     path = Path(run_dir)
@@ -451,4 +456,8 @@ def load_method(run_dir: str | Path, device: str = "cpu"):
         method.load_checkpoint_state(state["method"], weights_only=True)
     except (ckpt.CheckpointError, ConfigError, TypeError) as e:  # TypeError: foreign info keys
         raise ckpt.CheckpointError(f"{path}: {e}") from None
+    if precision:
+        single = dict(devices=1, num_nodes=1, compile=False, sync_batchnorm=False, threads=0)
+        tc = dataclasses.replace(cfg.train, device=device, precision=precision, **single)
+        Runtime(tc).setup(method)
     return cfg, method.to(device).eval()

@@ -75,11 +75,11 @@ def run_matrix(
     tests = {c.pair[0]: prepare(replace(c.cfg.data, limit=0), 0).source.test for c in cells}
     acc: list[list[float]] = []
     for cell in cells:
-        _, method = load_method(cell.run_dir)
-        # The diagonal is the row's own in-domain test accuracy as its run measured it: the
-        # run evaluated its nets through Fabric (bf16 autocast where `auto` chose it), and a
-        # reloaded net in fp32 can round a near-tie between two classes the other way.
-        own = read_json(cell.run_dir / "metrics.json")["source_accuracy"]
+        # Every cell in the run's own numerics (bf16 autocast where `auto` chose it); the
+        # diagonal is the in-domain test accuracy the run itself measured.
+        metrics = read_json(cell.run_dir / "metrics.json")
+        _, method = load_method(cell.run_dir, precision=metrics.get("train_precision", ""))
+        own = metrics["source_accuracy"]
         acc.append(
             [
                 own if i == len(acc) else _accuracy(method, tests[d], d)

@@ -25,7 +25,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PAIRS = "mnist:mnistm,mnistm:usps,usps:mnistm,mnist:usps,usps:mnist"
 # Self-training on top of DANN with SHOT's digit net, its teacher scored over 8 weak views.
-BEST = ("selftrain-dann", ["hparams.arch=dtn"])
+BEST = ("selftrain-dann", ["hparams.arch=dtn", "hparams.tta=8"])
 
 
 def main() -> int:

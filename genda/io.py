@@ -74,10 +74,10 @@ def _make_dirs(directory: Path) -> None:
         d = d.parent
     directory.mkdir(parents=True, exist_ok=True)
     for d in reversed(new):
-        _fsync_dir(d.parent)
+        fsync_dir(d.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Flush a directory entry (the rename) to disk; a no-op where directories can't be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -129,7 +129,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.close(fd)
         os.chmod(tmp, file_mode())
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except (OSError, RuntimeError) as e:
         raise WriteError(
             f"cannot write {final}: {_reason(e, final.parent)}; the previous file is unchanged"

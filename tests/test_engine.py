@@ -263,7 +263,8 @@ def test_resume_with_other_settings_is_refused(runs, tmp_path) -> None:
 def test_a_finished_run_made_before_a_setting_existed_is_not_reused(runs, tmp_path) -> None:
     """A finished run whose config.yaml lacks a key of today's config holds numbers made
     without that setting (selftrain runs from before ``hparams.tta`` scored the image alone):
-    a table asking for today's settings must not report them; a resume still continues."""
+    a table asking for today's settings must not report them. An unfinished one resumes, and
+    its config.yaml then records the settings it finished with."""
     run = tmp_path / "old"
     shutil.copytree(runs["A"], run)
     stored = load_yaml(run / "config.yaml")
@@ -273,6 +274,21 @@ def test_a_finished_run_made_before_a_setting_existed_is_not_reused(runs, tmp_pa
     assert "hparams.lr" not in changed_settings(stored, now, resumed=True)
     (run / "config.yaml").write_text(yaml.safe_dump(stored))
     with pytest.raises(ConfigError, match=r"other settings \(hparams.lr: absent -> 0.01\)"):
+        train_or_reuse(runs["cfg"], run, runs["data"])
+    # unfinished, it resumes under today's settings, records them, and is reused after
+    (run / "metrics.json").unlink()
+    state = ckpt.load(run)
+    del state["config"]["hparams"]["lr"]
+    ckpt.save(run / "checkpoints" / "last.pt", state)
+    threads = torch.get_num_threads()
+    try:
+        finished = train_or_reuse(runs["cfg"], run, runs["data"])
+    finally:
+        torch.set_num_threads(threads)
+    assert load_yaml(run / "config.yaml")["hparams"]["lr"] == 0.01
+    assert train_or_reuse(runs["cfg"], run, runs["data"]) == finished
+    (run / "config.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"finished run without its config.yaml"):
         train_or_reuse(runs["cfg"], run, runs["data"])
 
 

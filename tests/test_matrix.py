@@ -10,6 +10,7 @@ import yaml
 
 from genda.cli import main
 from genda.data.prepare import prepare
+from genda.engine import matrix
 from genda.engine.loop import load_method, resolve_config, train
 from genda.engine.matrix import _accuracy
 
@@ -19,8 +20,15 @@ TINY = [
 ]
 
 
-def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys) -> None:
+def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys, monkeypatch) -> None:
     out = tmp_path / "m"
+    asked = []  # each row is reloaded in its run's precision where bf16, else in fp32
+
+    def load(run_dir, precision=""):
+        asked.append(precision)
+        return load_method(run_dir, precision=precision)
+
+    monkeypatch.setattr(matrix, "load_method", load)
     assert (
         main(["uda", "matrix", "--domains", "digits,digits-m,syndigits", "--out", str(out), *TINY])
         == 0
@@ -37,6 +45,8 @@ def test_matrix_rows_diagonal_figure_and_report(tmp_path, capsys) -> None:
     assert [r[0] for r in rows] == header[1:] and all(len(r) == 4 for r in rows)
     for i, row in enumerate(rows):  # the diagonal is the row's own in-domain test accuracy
         metrics = json.loads((out / row[0] / "seed0" / "metrics.json").read_text())
+        bf16 = metrics["train_precision"].startswith("bf16")
+        assert asked[i] == (metrics["train_precision"] if bf16 else "")
         assert float(row[1 + i]) == round(metrics["source_accuracy"], 2)
         assert all(0 <= float(a) <= 100 for a in row[1:])
     assert (out / "matrix.png").stat().st_size > 1000
@@ -52,8 +62,10 @@ def test_a_reloaded_net_scores_in_its_runs_own_numerics(tmp_path) -> None:
         {
             "method": "source-only",
             "data": {"source": "digits", "target": "digits-m", "size": 28, "channels": 1},
-            "train": {"steps": 6, "batch_size": 16, "threads": 1, "device": "cpu"}
-            | {"precision": "bf16-mixed", "progress": False},
+            "train": {
+                **{"steps": 6, "batch_size": 16, "threads": 1, "device": "cpu"},
+                **{"precision": "bf16-mixed", "progress": False},
+            },
         }
     )
     metrics = train(cfg, tmp_path / "run")

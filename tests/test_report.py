@@ -521,7 +521,8 @@ def test_a_rebuild_publishes_its_figures_only_with_its_report(tmp_path: Path) ->
     build_report([runs], out)
     theirs = out / "figures" / "notes.png"
     write_png(theirs, (1, 2, 3))
-    before = {p.name: p.read_bytes() for p in (out / "figures").iterdir()}
+    pngs = lambda: {p.name: p.read_bytes() for p in (out / "figures").glob("*.png")}  # noqa: E731
+    before = pngs()
     report = (out / "report.md").read_text()
     assert any(n.startswith("b__") for n in before) and any(n.startswith("a__") for n in before)
     write_png(runs / "a" / "figures" / "curves.png", (0, 0, 200))  # a's figure is redrawn
@@ -529,11 +530,22 @@ def test_a_rebuild_publishes_its_figures_only_with_its_report(tmp_path: Path) ->
     (runs / "b" / "metrics.json").write_text(json.dumps({**bad, "confusion": [[1, 2]]}))
     with pytest.raises(ReportError):
         build_report([runs], out)
-    assert {p.name: p.read_bytes() for p in (out / "figures").iterdir()} == before
+    assert pngs() == before
     assert (out / "report.md").read_text() == report
     assert sorted(p.name for p in out.iterdir()) == ["figures", "report.html", "report.md"]
+    assert not list((out / "figures").glob(".stage-*"))
     shutil.rmtree(runs / "b")
     build_report([runs], out)
     now = {p.name for p in (out / "figures").iterdir()}
     assert not any(n.startswith("b__") for n in now)  # run b is gone from the report
     assert {n for n in before if n.startswith("a__")} <= now and theirs.name in now
+
+
+def test_a_report_written_into_a_run_does_not_report_its_own_copies(tmp_path: Path) -> None:
+    run = tmp_path / "a"
+    write_run(run, "DANN", "MNIST", "USPS", 0, 90.0)
+    build_report([run], run)
+    first = sorted(p.name for p in (run / "figures").glob("*.png"))
+    build_report([run], run)
+    assert sorted(p.name for p in (run / "figures").glob("*.png")) == first
+    assert {"curves.png", "extra_plot.png"} <= set(first)  # the run's own files are kept

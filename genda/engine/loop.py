@@ -154,8 +154,12 @@ def train_or_reuse(
     done = run_dir / "metrics.json"
     if done.is_file():
         stored = run_dir / "config.yaml"
-        before = load_yaml(stored) if stored.is_file() else {}
-        if changed := changed_settings(before, cfg.to_dict(), resumed=False):
+        if not stored.is_file():
+            raise ConfigError(
+                f"{run_dir} holds a finished run without its config.yaml, so whether its "
+                "numbers are this request's cannot be told: choose another --out, or delete it"
+            )
+        if changed := changed_settings(load_yaml(stored), cfg.to_dict(), resumed=False):
             raise ConfigError(
                 f"{run_dir} holds a finished run with other settings ({changed}); its "
                 "numbers are not this request's: choose another --out, or delete that run"
@@ -260,6 +264,8 @@ def _train(
             raise ckpt.CheckpointError(
                 f"{last}: its run state does not fit this run ({type(e).__name__}: {e})"
             ) from None
+        if main:  # the settings it finishes with: a key a newer genda added, longer steps
+            write_yaml(run_dir / "config.yaml", cfg.to_dict())
     elif last is not None and rt.broadcast(last.exists()):  # rank 0 decides, so all ranks stop
         raise ckpt.CheckpointError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
@@ -436,10 +442,10 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 def load_method(run_dir: str | Path, device: str = "cpu", precision: str = ""):
     """Rebuild a trained method from its run directory (config + last checkpoint).
 
-    ``precision`` (a run's ``train_precision``, e.g. ``bf16-mixed``): its nets are wrapped as
-    the run wrapped them, so that a score computed now uses the run's own numerics (a net
-    reloaded in fp32 can round a near-tie between two classes the other way); otherwise
-    plain fp32 nets."""
+    ``precision`` (e.g. a run's ``train_precision``, ``bf16-mixed``): its nets are wrapped
+    for that precision as a run wraps them, so that a score computed now is in the run's
+    precision (a net reloaded in fp32 can round a near-tie between two classes the other
+    way); otherwise plain fp32 nets."""
     from genda.data.prepare import DataInfo
 
     path = Path(run_dir)
@@ -457,7 +463,16 @@ def load_method(run_dir: str | Path, device: str = "cpu", precision: str = ""):
     except (ckpt.CheckpointError, ConfigError, TypeError) as e:  # TypeError: foreign info keys
         raise ckpt.CheckpointError(f"{path}: {e}") from None
     if precision:
-        single = dict(devices=1, num_nodes=1, compile=False, sync_batchnorm=False, threads=0)
-        tc = dataclasses.replace(cfg.train, device=device, precision=precision, **single)
+        tc = dataclasses.replace(  # one process, and no process-wide switch for a reload
+            cfg.train,
+            device=device,
+            precision=precision,
+            devices=1,
+            num_nodes=1,
+            compile=False,
+            sync_batchnorm=False,
+            threads=0,
+            deterministic=False,
+        )
         Runtime(tc).setup(method)
     return cfg, method.to(device).eval()

@@ -75,10 +75,13 @@ def run_matrix(
     tests = {c.pair[0]: prepare(replace(c.cfg.data, limit=0), 0).source.test for c in cells}
     acc: list[list[float]] = []
     for cell in cells:
-        # Every cell in the run's own numerics (bf16 autocast where `auto` chose it); the
-        # diagonal is the in-domain test accuracy the run itself measured.
+        # Every cell in the run's precision where the CPU has it (bf16 autocast where `auto`
+        # chose it; a GPU's fp16 falls back to fp32); the diagonal is the in-domain test
+        # accuracy the run itself measured.
         metrics = read_json(cell.run_dir / "metrics.json")
-        _, method = load_method(cell.run_dir, precision=metrics.get("train_precision", ""))
+        precision = str(metrics.get("train_precision", ""))
+        bf16 = precision if precision.startswith("bf16") else ""
+        _, method = load_method(cell.run_dir, precision=bf16)
         own = metrics["source_accuracy"]
         acc.append(
             [

@@ -21,6 +21,7 @@ from typing import Any
 
 from genda.config import ExperimentConfig, merge
 from genda.data.prepare import ExperimentData, prepare
+from genda.data.spec import parse_spec
 from genda.engine.loop import resolve_config, train_or_reuse
 from genda.errors import DataError, GendaError
 from genda.io import TABLE_COLUMNS, TABLE_OPTIONAL, write_csv
@@ -33,10 +34,11 @@ def slug(text: str) -> str:
 def spec_name(spec: str) -> str:
     """Short name of a data spec: ``digits`` -> digits, ``mnist:/d/mnist`` -> mnist,
     ``course:/d/course/usps`` -> course-usps."""
-    if ":" not in spec:
+    try:
+        kind, paths = parse_spec(spec)
+    except DataError:  # embedded (no path) or not a spec: loading it says what is wrong
         return slug(spec)
-    kind, root = spec.split(":", 1)
-    base = Path(root.split(",")[0]).name
+    base = paths[0].name
     return slug(kind if base.lower() == kind.lower() else f"{kind}-{base}")
 
 

@@ -4,7 +4,7 @@ The report reads only the files described in ``docs/runs.md``, so any run can be
 on later, elsewhere. Markdown links to figures copied into ``out/figures/``; the HTML embeds
 the same figures as data URIs, so that single file can be mailed or archived on its own.
 Figures are staged and published with the report only once every section has rendered, so a
-failed rebuild leaves the previous report and its figures as they were.
+rebuild that fails to render leaves the previous report and its figures as they were.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from genda.errors import ReportError
-from genda.io import atomic_path, write_text
+from genda.io import atomic_path, fsync_dir, locked, write_text
 from genda.report.generative import generative_observations, generative_table
 from genda.report.render import (
     Block,
@@ -53,7 +53,8 @@ from genda.viz.figures import plot_confusion
 
 # Directories inside a run that never hold runs or tables: not worth walking (tb/ can be huge).
 _SKIP_DIRS = {"checkpoints", "tb", "figures"}
-# Lists the figures the last report put in ``out/figures/``: the only files a rebuild deletes.
+# Lists the figures the last report put in ``out/figures/``: the only files a rebuild deletes,
+# and files a report never shows as a run's own figures (when ``out`` is a run directory).
 MANIFEST = ".genda-report-figures"
 
 
@@ -231,10 +232,9 @@ def _slug(text: str) -> str:
 
 @dataclass
 class _Builder:
-    """Accumulates blocks and owns ``out/figures/`` naming (unique, deterministic); figures
-    are written to ``stage`` until the report is published."""
+    """Accumulates blocks and names the report's figures (unique, deterministic); they are
+    written to ``stage`` until the report is published into ``out/figures/``."""
 
-    out: Path
     stage: Path
     blocks: list[Block] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
@@ -305,6 +305,12 @@ class _Builder:
                 missing.append(f"{title} ({rel})")
         seen = {src for _, src in found}
         fig_dir = run.path / "figures"
+        ours = fig_dir / MANIFEST  # a report written into this run: its copies are not the run's
+        seen |= (
+            {(fig_dir / n).resolve() for n in ours.read_text(encoding="utf-8").split()}
+            if ours.is_file()
+            else set()
+        )
         for src in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
             if src.resolve() not in seen and inside(src.resolve()):
                 found.append((src.stem.replace("_", " "), src.resolve()))
@@ -496,12 +502,12 @@ def build_report(
         )
     out = Path(out)
     runs = [load_run(p, label) for p, label in found_runs]
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".figures.", dir=out))
-    try:
-        return _build(paths, out, stage, tables, runs, title, pdf)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    with locked(out / "figures"):  # one report at a time publishes into a folder
+        stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=out / "figures"))
+        try:
+            return _build(paths, out, stage, tables, runs, title, pdf)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _build(
@@ -513,7 +519,7 @@ def _build(
     title: str,
     pdf: bool,
 ) -> tuple[Path, Path]:
-    builder = _Builder(out, stage)
+    builder = _Builder(stage)
     builder.blocks += [
         Heading(title, 1),
         Paragraph(f"{len(tables)} table(s) and {len(runs)} run(s), one section per problem."),
@@ -541,9 +547,10 @@ def _build(
             ) from None
     blocks = with_toc(builder.blocks)
     markdown, html = to_markdown(blocks), to_html(blocks, title)
-    publish_figures(stage, out / "figures")
+    published = publish_figures(stage, out / "figures")
     md = write_text(out / "report.md", markdown)
     page = write_text(out / "report.html", html)
+    retire_figures(out / "figures", published)
     if pdf:
         from genda.report.pdf import html_to_pdf
 
@@ -551,16 +558,26 @@ def _build(
     return md, page
 
 
-def publish_figures(stage: Path, figures: Path) -> None:
-    """Move the staged figures into ``figures/`` and delete the ones the previous report put
-    there (its ``MANIFEST``) that this one no longer shows; other files there are not ours."""
-    figures.mkdir(parents=True, exist_ok=True)
+def publish_figures(stage: Path, figures: Path) -> list[str]:
+    """Move the staged figures into ``figures/`` and return their names. The ``MANIFEST``
+    lists them beside the previous report's first, so a crash part-way leaves none unlisted."""
     listed = figures / MANIFEST
-    old = set(listed.read_text(encoding="utf-8").split()) if listed.is_file() else set()
-    new = sorted(f.name for f in stage.iterdir())
+    old = listed.read_text(encoding="utf-8").split() if listed.is_file() else []
+    new = sorted(f.name for f in stage.glob("*.png"))
+    write_text(listed, "".join(f"{fig}\n" for fig in sorted({*old, *new})))
     for fig in new:
         os.replace(stage / fig, figures / fig)
-    for fig in old - set(new):
-        if re.fullmatch(r"[A-Za-z0-9._-]+\.png", fig):  # a name this builder makes, no path
+    fsync_dir(figures)
+    return new
+
+
+def retire_figures(figures: Path, published: list[str]) -> None:
+    """Once the new report is written: delete the figures the previous report made that this
+    one no longer shows (only names in ``MANIFEST``, never a path; compared without case, as
+    some file systems do), and list this report's alone."""
+    listed = figures / MANIFEST
+    keep = {fig.casefold() for fig in published}
+    for fig in listed.read_text(encoding="utf-8").split() if listed.is_file() else []:
+        if fig.casefold() not in keep and re.fullmatch(r"[A-Za-z0-9._-]+\.png", fig):
             (figures / fig).unlink(missing_ok=True)
-    write_text(listed, "".join(f"{fig}\n" for fig in new))
+    write_text(listed, "".join(f"{fig}\n" for fig in published))

@@ -132,7 +132,7 @@ def decode_image(
                 raise DataError(f"{path}: floating-point image; expected 8- or 16-bit pixels")
             if im.mode.startswith("I;16"):  # 16-bit grey: its top 8 bits
                 return (np.asarray(im).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
-            if im.mode == "I":  # 32-bit grey (how PIL opens many 16-bit PNGs)
+            if im.mode == "I":  # 32-bit grey (16-bit values in some TIFFs and older PILs)
                 a = np.asarray(im).astype(np.int64)
                 return (a >> 8 if a.max() > 255 else a).clip(0, 255).astype(np.uint8)
             grey = im.mode in ("1", "L", "LA")

@@ -24,7 +24,7 @@ from genda.data.spec import load_dataset
 from genda.engine.loop import load_method, resolve_config
 from genda.engine.table import Cell, run_cells, spec_name
 from genda.errors import DataError
-from genda.io import read_json, write_csv, write_text
+from genda.io import write_csv, write_text
 from genda.metrics.classification import classification_metrics, predict
 
 
@@ -70,15 +70,14 @@ def run_matrix(
         )
         for d, n, sc in zip(domains, names, scales, strict=True)
     ]
-    run_cells(cells, log, jobs)  # raises naming any row that failed
+    results = run_cells(cells, log, jobs)  # each row's metrics; raises naming any that failed
     dc = cells[0].cfg.data  # every row converts to the same size and channels
     tests = {c.pair[0]: prepare(replace(c.cfg.data, limit=0), 0).source.test for c in cells}
     acc: list[list[float]] = []
-    for cell in cells:
+    for cell, metrics in zip(cells, results, strict=True):
         # Every cell in the run's precision where the CPU has it (bf16 autocast where `auto`
         # chose it; a GPU's fp16 falls back to fp32); the diagonal is the in-domain test
         # accuracy the run itself measured.
-        metrics = read_json(cell.run_dir / "metrics.json")
         precision = str(metrics.get("train_precision", ""))
         bf16 = precision if precision.startswith("bf16") else ""
         _, method = load_method(cell.run_dir, precision=bf16)

@@ -305,12 +305,8 @@ class _Builder:
                 missing.append(f"{title} ({rel})")
         seen = {src for _, src in found}
         fig_dir = run.path / "figures"
-        ours = fig_dir / MANIFEST  # a report written into this run: its copies are not the run's
-        seen |= (
-            {(fig_dir / n).resolve() for n in ours.read_text(encoding="utf-8").split()}
-            if ours.is_file()
-            else set()
-        )
+        # a report written into this run: its copies are not the run's figures
+        seen |= {(fig_dir / n).resolve() for n in report_figures(fig_dir)}
         for src in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
             if src.resolve() not in seen and inside(src.resolve()):
                 found.append((src.stem.replace("_", " "), src.resolve()))
@@ -561,10 +557,8 @@ def _build(
 def publish_figures(stage: Path, figures: Path) -> list[str]:
     """Move the staged figures into ``figures/`` and return their names. The ``MANIFEST``
     lists them beside the previous report's first, so a crash part-way leaves none unlisted."""
-    listed = figures / MANIFEST
-    old = listed.read_text(encoding="utf-8").split() if listed.is_file() else []
     new = sorted(f.name for f in stage.glob("*.png"))
-    write_text(listed, "".join(f"{fig}\n" for fig in sorted({*old, *new})))
+    record_figures(figures, [*report_figures(figures), *new])
     for fig in new:
         os.replace(stage / fig, figures / fig)
     fsync_dir(figures)
@@ -575,9 +569,19 @@ def retire_figures(figures: Path, published: list[str]) -> None:
     """Once the new report is written: delete the figures the previous report made that this
     one no longer shows (only names in ``MANIFEST``, never a path; compared without case, as
     some file systems do), and list this report's alone."""
-    listed = figures / MANIFEST
     keep = {fig.casefold() for fig in published}
-    for fig in listed.read_text(encoding="utf-8").split() if listed.is_file() else []:
+    for fig in report_figures(figures):
         if fig.casefold() not in keep and re.fullmatch(r"[A-Za-z0-9._-]+\.png", fig):
             (figures / fig).unlink(missing_ok=True)
-    write_text(listed, "".join(f"{fig}\n" for fig in published))
+    record_figures(figures, published)
+
+
+def report_figures(figures: Path) -> list[str]:
+    """The names a report published into ``figures/`` (its ``MANIFEST``; none if absent)."""
+    listed = figures / MANIFEST
+    return listed.read_text(encoding="utf-8").split() if listed.is_file() else []
+
+
+def record_figures(figures: Path, names: list[str]) -> None:
+    """Write ``figures/``'s ``MANIFEST``: ``names``, sorted and once each."""
+    write_text(figures / MANIFEST, "".join(f"{fig}\n" for fig in sorted(set(names))))

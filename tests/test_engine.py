@@ -256,7 +256,7 @@ def test_resume_with_other_settings_is_refused(runs, tmp_path) -> None:
     run = tmp_path / "other"
     shutil.copytree(runs["A"], run)
     changed = dataclasses.replace(runs["cfg"], hparams={**runs["cfg"].hparams, "lr": 0.5})
-    with pytest.raises(ckpt.CheckpointError, match=r"hparams.lr: 0.01 -> 0.5"):
+    with pytest.raises(ckpt.CheckpointError, match=r"hparams.lr: 0.03 -> 0.5"):
         train(changed, run, resume=True, data=runs["data"])
 
 
@@ -270,10 +270,10 @@ def test_a_finished_run_made_before_a_setting_existed_is_not_reused(runs, tmp_pa
     stored = load_yaml(run / "config.yaml")
     del stored["hparams"]["lr"]
     now = runs["cfg"].to_dict()
-    assert changed_settings(stored, now, resumed=False) == "hparams.lr: absent -> 0.01"
+    assert changed_settings(stored, now, resumed=False) == "hparams.lr: absent -> 0.03"
     assert "hparams.lr" not in changed_settings(stored, now, resumed=True)
     (run / "config.yaml").write_text(yaml.safe_dump(stored))
-    with pytest.raises(ConfigError, match=r"other settings \(hparams.lr: absent -> 0.01\)"):
+    with pytest.raises(ConfigError, match=r"other settings \(hparams.lr: absent -> 0.03\)"):
         train_or_reuse(runs["cfg"], run, runs["data"])
     # unfinished, it resumes under today's settings, records them, and is reused after
     (run / "metrics.json").unlink()
@@ -285,7 +285,7 @@ def test_a_finished_run_made_before_a_setting_existed_is_not_reused(runs, tmp_pa
         finished = train_or_reuse(runs["cfg"], run, runs["data"])
     finally:
         torch.set_num_threads(threads)
-    assert load_yaml(run / "config.yaml")["hparams"]["lr"] == 0.01
+    assert load_yaml(run / "config.yaml")["hparams"]["lr"] == 0.03
     assert train_or_reuse(runs["cfg"], run, runs["data"]) == finished
     (run / "config.yaml").unlink()
     with pytest.raises(ConfigError, match=r"finished run without its config.yaml"):

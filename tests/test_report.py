@@ -241,7 +241,7 @@ def test_implementation_details_mark_what_differs_from_genda_defaults() -> None:
     cfg = resolve_config({"method": "dann", "hparams": {"lr": 0.02}, "train": {"steps": 500}})
     cfg.data.size = 28  # as a run records what auto chose
     rows = {r[0]: r for r in implementation_details(cfg.to_dict()).rows}
-    assert rows["hparams.lr"] == ("hparams.lr", "0.02", "**changed** (default 0.01)")
+    assert rows["hparams.lr"] == ("hparams.lr", "0.02", "**changed** (default 0.03)")
     assert rows["train.steps"][2] == "**changed** (default 3000)"
     assert rows["hparams.disc_hidden"] == ("hparams.disc_hidden", "1024", "")
     assert rows["data.size"][2] == "chosen for the data"

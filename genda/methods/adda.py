@@ -33,13 +33,20 @@ from genda.config import bounded, choice
 from genda.data.prepare import ExperimentData
 from genda.methods.base import Batch, unwrap
 from genda.methods.losses import gan_loss
-from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
+from genda.methods.supervised import (
+    SourceOnly,
+    SupervisedHparams,
+    annealed,
+    make_optimizer,
+    measured_lr,
+)
 from genda.metrics.classification import classification_metrics, predict
 from genda.nets import backbones
 
 
 @dataclass
 class ADDAHparams(SupervisedHparams):
+    lr: float = measured_lr()
     pretrain_fraction: float = bounded(
         0.5, 0.0, 1.0, "share of the run spent pre-training on source"
     )

@@ -32,6 +32,7 @@ from genda.config import bounded, choice
 from genda.methods.base import Batch
 from genda.methods.dann import DANN, DANNHparams
 from genda.methods.losses import difference_loss, simse
+from genda.methods.supervised import measured_lr
 from genda.nets import digits
 from genda.nets.adversarial import DomainAdversarialLoss, dann_lambda
 from genda.nets.dsn import Decoder
@@ -39,6 +40,7 @@ from genda.nets.dsn import Decoder
 
 @dataclass
 class DSNHparams(DANNHparams):
+    lr: float = measured_lr()
     # DSN keeps the input scaling and discriminator it was measured with: its private
     # encoders and decoder model the raw image, and DANN's new defaults were measured on DANN.
     norm: str = choice("minmax", ["minmax", "instance"], "input scaling (see source-only)")

@@ -29,12 +29,19 @@ from genda.config import bounded
 from genda.data.prepare import ExperimentData
 from genda.methods.base import Batch
 from genda.methods.losses import gan_loss, simse
-from genda.methods.supervised import SourceOnly, SupervisedHparams, annealed, make_optimizer
+from genda.methods.supervised import (
+    SourceOnly,
+    SupervisedHparams,
+    annealed,
+    make_optimizer,
+    measured_lr,
+)
 from genda.nets.pixelda import Discriminator, Generator
 
 
 @dataclass
 class PixelDAHparams(SupervisedHparams):
+    lr: float = measured_lr()
     adv_weight: float = bounded(1.0, 0.0, 100.0, "alpha: weight of the GAN loss for G")
     task_weight: float = bounded(1.0, 0.0, 100.0, "beta: weight of the task loss (for G and T)")
     content_weight: float = bounded(0.1, 0.0, 100.0, "weight of the PMSE content-similarity loss")

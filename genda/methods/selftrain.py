@@ -52,7 +52,7 @@ from genda.config import bounded, choice
 from genda.data.augment import INVERTS, augment, invert_polarity
 from genda.methods.base import Batch, set_requires_grad, unwrap
 from genda.methods.losses import diversity, ema_update
-from genda.methods.supervised import SourceOnly, SupervisedHparams
+from genda.methods.supervised import SourceOnly, SupervisedHparams, measured_lr
 
 
 def strong_augment(x: torch.Tensor, zoom: float = 1.4, invert: str = "image") -> torch.Tensor:
@@ -106,6 +106,9 @@ def without_dropout(net: nn.Module) -> nn.Module:
 
 @dataclass
 class SelfTrainHparams(SupervisedHparams):
+    # 9,000 steps: three times the supervised rows' budget, so the annealed rate spends three
+    # times as long high.
+    lr: float = measured_lr()
     augment: str = choice("affine", ["none", "shift", "affine"], "weak view (the teacher's input)")
     threshold: float = bounded(
         0.95, 0.0, 1.0, "keep a pseudo-label when the teacher's probability >= this"

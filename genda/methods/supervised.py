@@ -8,6 +8,7 @@ Both use the same network and optimiser schedule as DANN, so the table compares 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,16 @@ from genda.nets.adversarial import dann_lr
 class SupervisedHparams:
     arch: str = choice("lenet", list(backbones.BACKBONES), "backbone (genda/nets/backbones.py)")
     optimizer: str = choice("sgd", ["sgd", "adam"])
-    lr: float = bounded(0.01, 0.0, 10.0)
+    # 0.03, not the DANN paper's 0.01: annealed over a 3,000-step budget, 0.01 left DANN still
+    # climbing at its last step (MNIST -> course MNIST-M: +1.5 points per 500 steps at the end,
+    # 71.6 %); 0.03 ends at 86.7-88.0 % there and is level or better on every pair for DANN,
+    # and for source-only (benchmarks/README.md, "The learning rate for a 3,000-step budget").
+    lr: float = bounded(
+        0.03,
+        0.0,
+        10.0,
+        "SGD learning rate before annealing (for adam pass a smaller one, e.g. 1e-3)",
+    )
     momentum: float = bounded(0.9, 0.0, 1.0)
     weight_decay: float = bounded(5e-4, 0.0, 1.0)
     anneal: bool = True  # the DANN paper's lr annealing 1/(1+10p)^0.75
@@ -56,6 +66,13 @@ class SupervisedHparams:
     adabn: bool = choice(
         True, [True, False], "re-estimate BatchNorm statistics on target images before evaluating"
     )
+
+
+def measured_lr() -> Any:
+    """The learning-rate field of the methods measured with 0.01 before the 3,000-step rows
+    moved to 0.03 (ADDA, DSN, PixelDA, self-training: every figure of theirs in
+    benchmarks/README.md), so that their defaults stay the ones measured."""
+    return bounded(0.01, 0.0, 10.0, "SGD learning rate before annealing")
 
 
 def make_optimizer(params, hp) -> torch.optim.Optimizer:

@@ -9,8 +9,8 @@ as ``mu_p = mu_0 / (1 + 10p)^0.75`` (SGD, momentum 0.9).
 Defaults that matter on real pairs (MNIST -> MNIST-M, measured): a 1024-1024 discriminator,
 separate source/target forwards so BatchNorm normalises each domain with its own
 statistics, AdaBN at evaluation, ``mu_0 = 0.03`` (three times the paper's, for a 3,000-step
-budget), per-image input standardisation and, where the domains'
-stroke polarity mixes differ (MNIST vs MNIST-M), polarity inversion in the jitter (see
+budget), per-image input standardisation and, where the domains' stroke polarity mixes
+differ (MNIST vs MNIST-M), polarity inversion in the jitter (see
 :class:`~genda.methods.supervised.SupervisedHparams`).
 """
 

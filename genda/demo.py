@@ -31,7 +31,7 @@ DEMO_UDA_STEPS = 1000
 # "make demo"). The GANs train at 3/4 of their default width (about half the convolution
 # cost per step) rather than for fewer steps: at 500 steps the EMA generator of the improved
 # GAN has not yet pulled ahead. At half width DCGAN had not learnt digits by step 1,000
-# (classifier-FID 110 with seeds 0 and 1; 13.6 at 3/4 width).
+# (benchmarks/README.md, "make demo: where its time goes").
 DEMO_GAN = {"width": 48}
 DEMO_GENERATIVE = {
     "dcgan": (1000, DEMO_GAN),

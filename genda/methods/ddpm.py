@@ -73,8 +73,8 @@ class DDPM(GenerativeMethod):
     streams = ("source",)
     progress_options = {"sampler": "ddim", "steps": 10}  # a frame: a rough look, not a score
     # ~3,300 steps on the 1,437 embedded digits at batch 128; pass --steps for short runs.
-    # channels_last only in fp32: batch-256 steps 1.02x -> 1.29x the conventional pipeline in
-    # fp32, but 2.46x -> 1.98x under bf16 autocast (benchmarks/gen_pipeline.py).
+    # channels_last only in fp32: it speeds the U-Net's fp32 steps up but slows them down
+    # under bf16 autocast (benchmarks/README.md, "gen_pipeline.py").
     defaults = {"train": {"epochs": 300.0, "channels_last": "fp32"}}
 
     def __init__(self, hp: DDPMHparams, info) -> None:

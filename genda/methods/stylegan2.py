@@ -91,7 +91,7 @@ class StyleGAN2(LatentGAN):
 
     name = "stylegan2"
     Hparams = StyleGAN2Hparams
-    # channels_last: 1.5x faster steps on a CPU (benchmarks/README.md, StyleGAN2 section).
+    # channels_last: faster steps on a CPU (benchmarks/README.md, StyleGAN2 step cost).
     defaults = {"data": {"size": 64, "channels": 3}, "train": {"channels_last": True}}
 
     def __init__(self, hp: StyleGAN2Hparams, info: DataInfo) -> None:

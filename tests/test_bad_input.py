@@ -352,7 +352,7 @@ def test_course_label_names_become_sorted_classes(tmp_path, monkeypatch):
     assert load_dataset(f"course:{root}").train.classes == ["ant", "cat", "dog"]
 
 
-def test_16_bit_images_keep_their_grey_levels_and_float_or_huge_ones_are_refused(
+def test_16_bit_images_keep_their_grey_levels_and_float_int32_or_huge_ones_are_refused(
     tmp_path, monkeypatch
 ):
     from genda.data.formats.files import decode_image
@@ -365,6 +365,9 @@ def test_16_bit_images_keep_their_grey_levels_and_float_or_huge_ones_are_refused
     Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "f.tiff")
     with pytest.raises(DataError, match="f.tiff: floating-point image"):
         decode_image(tmp_path / "f.tiff")
+    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "i.tiff")  # PIL mode "I"
+    with pytest.raises(DataError, match="i.tiff: 32-bit integer image; expected 8- or 16-bit"):
+        decode_image(tmp_path / "i.tiff")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # PIL itself only warns up to 6,000
     with pytest.raises(DataError, match="16.png: 64x64 pixels is more than"):
         decode_image(tmp_path / "16.png")

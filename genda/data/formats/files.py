@@ -117,8 +117,8 @@ def decode_image(
     """Decode one file to uint8 ``[H, W]`` (grey) or ``[H, W, 3]`` (colour).
 
     16-bit grey files keep their top 8 bits (PIL's ``convert("L")`` would clip them to
-    white); floating-point files and images over PIL's ``MAX_IMAGE_PIXELS`` (where PIL itself
-    only warns, below twice that) are refused before they are decoded."""
+    white); floating-point and 32-bit integer files, and images over PIL's
+    ``MAX_IMAGE_PIXELS`` (where PIL itself only warns, below twice that), are refused."""
     try:
         with Image.open(path) as im:
             if im.width * im.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
@@ -128,13 +128,13 @@ def decode_image(
                 )
             if transform is not None:
                 im = transform(im)
-            if im.mode == "F":
-                raise DataError(f"{path}: floating-point image; expected 8- or 16-bit pixels")
+            # 32-bit files have no agreed range (0-255? 0-65535? the full int32?): guessing
+            # per file would scale a data set's images differently, so they are refused.
+            if im.mode in ("F", "I"):
+                kind = "floating-point" if im.mode == "F" else "32-bit integer"
+                raise DataError(f"{path}: {kind} image; expected 8- or 16-bit pixels")
             if im.mode.startswith("I;16"):  # 16-bit grey: its top 8 bits
                 return (np.asarray(im).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
-            if im.mode == "I":  # 32-bit grey (16-bit values in some TIFFs and older PILs)
-                a = np.asarray(im).astype(np.int64)
-                return (a >> 8 if a.max() > 255 else a).clip(0, 255).astype(np.uint8)
             grey = im.mode in ("1", "L", "LA")
             return np.asarray(im.convert("L" if grey else "RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

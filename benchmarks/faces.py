@@ -151,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--samples", type=int, default=1000, help="generated images scored per model")
     p.add_argument("--evaluator-steps", type=int, default=1000, help="evaluation classifier steps")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="SECTION.KEY=VALUE for every model of --methods, e.g. hparams.mapping_layers=2 "
+        "(a variant of one model: give it its own --out)",
+    )
     add_run_args(p, threads_help="torch/OpenCV CPU threads")
     p.add_argument("--out", default="runs/bench_faces")
     p.add_argument("--smoke", action="store_true", help="tiny everything: checks the wiring only")
@@ -177,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         limit, max_real = SMOKE["limit"], SMOKE["max_real"]
     if args.samples < 2:
         p.error("--samples must be >= 2")
+    from genda.config import ConfigError, merge, parse_overrides
+
+    try:
+        overrides = parse_overrides(args.set)
+    except ConfigError as e:
+        p.error(f"--set: {e}")
 
     from genda.engine.generate import evaluate_run
     from genda.engine.runtime import resolve_device
@@ -218,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             hparams["tsne_attribute"] = args.attribute
         if hparams:
             raw["hparams"] = hparams
+        raw = merge(raw, overrides)
         trained = train_or_reuse(name, run, raw)
         batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
         t0 = time.perf_counter()
@@ -317,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{spec} (<data>), 64 px RGB, batch {args.batch_size}, "
         f"width {args.width or 'default'}, seed {args.seed}, {device}, "
+        f"{''.join(f'{o}, ' for o in args.set)}"
         f"{args.samples} samples per model{' [SMOKE: numbers meaningless]' if args.smoke else ''}"
     )
     print(machine())
@@ -368,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "device": device,
         "smoke": args.smoke,
+        "set": args.set,
         "machine": machine(),
         "target_percent": TARGET,
         "rows": rows,

@@ -68,8 +68,11 @@ def data_missing(spec: str) -> Path | None:
     return None if path.exists() else path
 
 
-def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
-    """Train ``raw`` into ``run``, resume it, or reuse it when finished; its metrics.json."""
+def train_or_reuse(
+    name: str, run: Path, raw: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Train ``raw`` into ``run``, resume it, or reuse it when finished; its metrics.json.
+    A reused run names every asked setting (``--set`` ones too) its config.yaml differs in."""
     from genda.engine import loop
 
     done = run / "metrics.json"
@@ -78,10 +81,11 @@ def train_or_reuse(name: str, run: Path, raw: dict[str, Any]) -> dict[str, Any]:
         had = yaml.safe_load((run / "config.yaml").read_text())
         keys = [("train", "steps"), ("train", "batch_size"), ("data", "limit")]
         keys += [("hparams", key) for key in raw.get("hparams", {})]
+        keys += [(s, k) for s, v in overrides.items() if isinstance(v, dict) for k in v]
         differ = [
-            f"{section}.{key} {had[section].get(key)} (asked {raw[section][key]})"
-            for section, key in keys
-            if had[section].get(key) != raw[section][key]
+            f"{section}.{key} {had.get(section, {}).get(key)} (asked {raw[section][key]})"
+            for section, key in dict.fromkeys(keys)
+            if had.get(section, {}).get(key) != raw[section][key]
         ]
         note = f"; differs: {', '.join(differ)}; delete {run} to retrain" if differ else ""
         print(f"{name}: reusing {run}, trained {metrics['steps']} steps{note}", flush=True)
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if hparams:
             raw["hparams"] = hparams
         raw = merge(raw, overrides)
-        trained = train_or_reuse(name, run, raw)
+        trained = train_or_reuse(name, run, raw, overrides)
         batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
         t0 = time.perf_counter()
         scores = evaluate_run(

@@ -130,6 +130,7 @@ def _sample_options(args: argparse.Namespace) -> dict[str, Any]:
         "guidance": args.guidance,
         "sampler": args.sampler,
         "eta": args.eta,
+        "psi": args.psi,
     }
 
 
@@ -198,6 +199,9 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guidance", type=float, help="classifier-free guidance weight w >= 0")
     g.add_argument("--sampler", help="diffusion sampler: ddim or ddpm")
     g.add_argument("--eta", type=float, help="DDIM noise scale in [0, 1]")
+    g.add_argument(
+        "--psi", type=float, help="truncation psi in [0, 1] (StyleGAN2; 1 = none, the FID setting)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 

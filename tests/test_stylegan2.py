@@ -1,5 +1,6 @@
 """StyleGAN2: a few engine steps at 32 and 64 px, determinism, the modulated convolution
-against its per-sample definition, style mixing, truncation, the EMA copy and bad options."""
+against its per-sample definition, style mixing, truncation (also ``--psi`` on the CLI), the
+EMA copy and bad options."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_config
+from PIL import Image
 
+from genda.cli import main
 from genda.config import ConfigError
 from genda.data.prepare import DataInfo
 from genda.engine.loop import build_method, load_method, train
@@ -136,6 +140,21 @@ def test_truncation_pulls_samples_to_the_mean_style(run32: Path) -> None:
     assert at_mean.std(0).mean() < m.sample(4, psi=1.0).std(0).mean()
     with pytest.raises(ValueError, match="psi"):
         m.sample(2, psi=1.5)
+
+
+def test_cli_psi_overrides_truncation_of_a_trained_run(run32: Path, tmp_path: Path, capsys) -> None:
+    def spread(psi: str) -> float:
+        out = tmp_path / psi
+        assert main(["sample", str(run32), "--n", "4", "--psi", psi, "--out", str(out)]) == 0
+        images = [np.asarray(Image.open(p), np.float32) for p in out.glob("[0-9]*.png")]
+        assert len(images) == 4
+        return float(np.stack(images).std(0).mean())
+
+    assert spread("0") < spread("1")
+    assert (
+        main(["sample", str(run32), "--n", "2", "--psi", "1.5", "--out", str(tmp_path / "x")]) == 2
+    )
+    assert "psi must be in [0, 1]" in capsys.readouterr().err
 
 
 def test_minibatch_std_sees_a_collapsed_batch() -> None:
